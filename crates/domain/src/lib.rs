@@ -1,0 +1,29 @@
+//! Vigil's domain vocabulary: ids, models, releases, dataset snapshots, feature contracts,
+//! UCUM units, lifecycle stages and the audit chain's canonical hashing.
+//!
+//! Nothing here performs IO, reads the clock or the environment: times and ids are passed in,
+//! so every rule can be tested as a pure function.
+
+pub mod audit;
+pub mod canonical;
+pub mod contract;
+pub mod dataset;
+pub mod digest;
+pub mod error;
+pub mod ids;
+pub mod model;
+pub mod release;
+pub mod stage;
+pub mod time;
+pub mod units;
+
+pub use audit::{AuditEvent, ChainBreak, ChainVerifier, GENESIS_HASH, NewAuditEvent};
+pub use contract::{Feature, FeatureContract, FeatureRole, FeatureType, MissingPolicy};
+pub use dataset::{DatasetFormat, DatasetManifest, DatasetSnapshot};
+pub use digest::{Digest, Sha256Writer};
+pub use error::{Error, Result};
+pub use ids::{IdPrefix, ModelName, ReleaseId, SnapshotId, UserName};
+pub use model::{IntendedUse, Model, RiskTier};
+pub use release::{Release, ReleaseManifest};
+pub use stage::Stage;
+pub use time::{Duration, Timestamp};
