@@ -1,0 +1,265 @@
+//! All of Vigil's SQL: one store over SQLite (the embedded default) or PostgreSQL (shared by
+//! several servers), its migrations, and the storage side of the audit chain.
+//!
+//! Every query is written once and compiled for both backends by [`on_conn!`]: the two
+//! branches are the same tokens, so they cannot drift apart. Placeholders are `$1, $2, …`
+//! in order of first use, which both SQLite and PostgreSQL accept.
+//!
+//! Write transactions ([`Store::begin`]) take the store's write lock first — `BEGIN
+//! IMMEDIATE` on SQLite, a transaction-scoped advisory lock on PostgreSQL — so that reading
+//! the audit chain's head and appending to it can never interleave with another writer, in
+//! this process or another.
+
+mod audit;
+mod migrate;
+mod registry;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use vigil_domain::Digest;
+
+pub use audit::AuditFilter;
+pub use migrate::{MIGRATIONS, SchemaStatus};
+
+/// The advisory lock key that serializes writers on PostgreSQL ("vigil" in ASCII).
+const PG_WRITE_LOCK: i64 = 0x76_69_67_69_6c;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// The database was migrated by a newer Vigil.
+    #[error(
+        "the store is at schema version {found}, newer than this vigil supports ({supported}); use a newer vigil"
+    )]
+    SchemaTooNew { found: i64, supported: i64 },
+    /// The database has not been initialised or upgraded.
+    #[error(
+        "the store is at schema version {found}, this vigil needs {supported}: run `vigil init` to create or upgrade it"
+    )]
+    SchemaBehind { found: i64, supported: i64 },
+    /// Stored data does not decode: the store was altered outside Vigil.
+    #[error("the store holds data it cannot read ({0}); it may have been altered outside vigil")]
+    Corrupt(String),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+impl Error {
+    pub(crate) fn corrupt(e: impl std::fmt::Display) -> Error {
+        Error::Corrupt(e.to_string())
+    }
+
+    /// A unique-key violation, the sign that a concurrent writer got there first.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Error::Conflict(_) => true,
+            Error::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A connection to the store.
+#[derive(Clone, Debug)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// One connection of either backend; what every query takes.
+pub(crate) enum Conn<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Postgres(&'a mut PgConnection),
+}
+
+/// Runs the same body against whichever backend `conn` is.
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::Conn::Sqlite($c) => $body,
+            $crate::Conn::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_conn;
+
+enum Pooled {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Pooled {
+    fn as_conn(&mut self) -> Conn<'_> {
+        match self {
+            Pooled::Sqlite(c) => Conn::Sqlite(&mut *c),
+            Pooled::Postgres(c) => Conn::Postgres(&mut *c),
+        }
+    }
+}
+
+impl Store {
+    /// Opens a store from a URL: `postgres://…` / `postgresql://…`, `sqlite://PATH`, or a
+    /// plain file path (SQLite). The SQLite file is created if missing.
+    pub async fn connect(url: &str) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts)
+                .await?;
+            return Ok(Store {
+                backend: Backend::Postgres(pool),
+            });
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        Self::open_sqlite(Path::new(path)).await
+    }
+
+    /// Opens (creating if needed) a SQLite store: WAL, foreign keys on, `synchronous=FULL`
+    /// so that a committed transaction survives a power cut.
+    pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(60));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(opts)
+            .await?;
+        Ok(Store {
+            backend: Backend::Sqlite(pool),
+        })
+    }
+
+    pub fn kind(&self) -> BackendKind {
+        match self.backend {
+            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+
+    async fn acquire(&self) -> Result<Pooled> {
+        Ok(match &self.backend {
+            Backend::Sqlite(p) => Pooled::Sqlite(p.acquire().await?),
+            Backend::Postgres(p) => Pooled::Postgres(p.acquire().await?),
+        })
+    }
+
+    /// Starts a write transaction holding the store's write lock.
+    pub async fn begin(&self) -> Result<Tx> {
+        let inner = match &self.backend {
+            Backend::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(PG_WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                TxInner::Postgres(tx)
+            }
+        };
+        Ok(Tx { inner, head: None })
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Sqlite(p) => p.close().await,
+            Backend::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+enum TxInner {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// A write transaction. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx {
+    inner: TxInner,
+    /// The chain head as seen in this transaction, once read.
+    head: Option<Option<(i64, Digest)>>,
+}
+
+impl Tx {
+    fn as_conn(&mut self) -> Conn<'_> {
+        match &mut self.inner {
+            TxInner::Sqlite(t) => Conn::Sqlite(&mut *t),
+            TxInner::Postgres(t) => Conn::Postgres(&mut *t),
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self.inner {
+            TxInner::Sqlite(t) => t.rollback().await?,
+            TxInner::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Declares read queries once and exposes them both on [`Store`] (a pooled connection) and
+/// on [`Tx`] (inside the transaction, seeing its own writes).
+macro_rules! reads {
+    ($( $(#[$doc:meta])* fn $name:ident($($arg:ident : $ty:ty),*) -> $ret:ty => $q:path; )*) => {
+        impl $crate::Store {
+            $( $(#[$doc])* pub async fn $name(&self $(, $arg: $ty)*) -> $crate::Result<$ret> {
+                let mut pc = self.acquire().await?;
+                $q(pc.as_conn() $(, $arg)*).await
+            } )*
+        }
+        impl $crate::Tx {
+            $( $(#[$doc])* pub async fn $name(&mut self $(, $arg: $ty)*) -> $crate::Result<$ret> {
+                $q(self.as_conn() $(, $arg)*).await
+            } )*
+        }
+    };
+}
+pub(crate) use reads;
+
+/// Reads a text column, a JSON column or a digest column from a row of either backend.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::corrupt(format!("{what}: {e}")))
+}

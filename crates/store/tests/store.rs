@@ -1,0 +1,146 @@
+//! Store behaviour on SQLite and PostgreSQL with the same test bodies.
+
+use serde_json::json;
+use vigil_domain::{AuditEvent, ChainVerifier, NewAuditEvent, Timestamp, UserName};
+use vigil_store::{AuditFilter, Error, Store};
+use vigil_test_support::both_backends;
+
+fn ev(i: i64) -> NewAuditEvent {
+    NewAuditEvent::new(
+        &UserName::parse("tester").unwrap(),
+        "thing.happened",
+        format!("thing:{i}"),
+        json!({"i": i}),
+    )
+    .unwrap()
+}
+
+async fn all_events(store: &Store) -> Vec<AuditEvent> {
+    store
+        .list_audit(&AuditFilter {
+            limit: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+fn verify(events: &[AuditEvent]) -> Result<i64, vigil_domain::ChainBreak> {
+    let mut v = ChainVerifier::new();
+    for e in events {
+        v.check(e, &e.computed_hash())?;
+    }
+    Ok(v.verified())
+}
+
+async fn raw(db: &vigil_test_support::TestDb, sql: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    match db.kind {
+        vigil_store::BackendKind::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.url)).await?;
+            sqlx::raw_sql(sql).execute(&mut c).await?;
+        }
+        vigil_store::BackendKind::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await?;
+            sqlx::raw_sql(sql).execute(&mut c).await?;
+        }
+    }
+    Ok(())
+}
+
+both_backends! {
+    async fn migrations_are_idempotent_and_checked(db) {
+        let store = Store::connect(&db.url).await.unwrap();
+        assert!(matches!(store.check_schema().await, Err(Error::SchemaBehind { found: 0, .. })));
+        let applied = store.migrate(Timestamp::from_unix_seconds(0)).await.unwrap();
+        assert_eq!(applied, vec![1]);
+        assert!(store.migrate(Timestamp::from_unix_seconds(0)).await.unwrap().is_empty());
+        store.check_schema().await.unwrap();
+    }
+
+    async fn a_newer_store_is_refused(db) {
+        let store = db.store().await;
+        raw(&db, "INSERT INTO vigil_schema (version, name, checksum, applied_at) VALUES (99, 'future', 'x', 'now')").await.unwrap();
+        let err = store.check_schema().await.unwrap_err();
+        assert!(matches!(err, Error::SchemaTooNew { found: 99, .. }), "{err}");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    async fn appended_events_form_a_chain(db) {
+        let store = db.store().await;
+        for i in 0..5 {
+            let mut tx = store.begin().await.unwrap();
+            tx.append_audit(Timestamp::from_unix_seconds(i), &ev(i)).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let mut tx = store.begin().await.unwrap();
+        let batch: Vec<_> = (5..105).map(ev).collect();
+        tx.append_audit_batch(Timestamp::from_unix_seconds(9), &batch).await.unwrap();
+        tx.commit().await.unwrap();
+        let events = all_events(&store).await;
+        assert_eq!(verify(&events), Ok(105));
+        assert_eq!(store.audit_head().await.unwrap().unwrap().0, 105);
+        let filtered = store
+            .list_audit(&AuditFilter { subject: Some("thing:3".into()), ..Default::default() })
+            .await
+            .unwrap();
+        assert_eq!(filtered.len(), 1);
+        assert_eq!(filtered[0].seq, 4);
+    }
+
+    async fn a_rolled_back_transaction_leaves_no_event(db) {
+        let store = db.store().await;
+        let mut tx = store.begin().await.unwrap();
+        tx.append_audit(Timestamp::from_unix_seconds(1), &ev(1)).await.unwrap();
+        tx.rollback().await.unwrap();
+        let mut tx = store.begin().await.unwrap();
+        tx.append_audit(Timestamp::from_unix_seconds(1), &ev(1)).await.unwrap();
+        drop(tx);
+        assert_eq!(store.count_audit().await.unwrap(), 0);
+    }
+
+    async fn concurrent_writers_never_fork_the_chain(db) {
+        let store = db.store().await;
+        // Separate pools, as two processes or two servers would have.
+        let mut tasks = Vec::new();
+        for w in 0..4i64 {
+            let url = db.url.clone();
+            tasks.push(tokio::spawn(async move {
+                let store = Store::connect(&url).await.unwrap();
+                for i in 0..25 {
+                    let mut tx = store.begin().await.unwrap();
+                    tx.append_audit(Timestamp::from_unix_seconds(i), &ev(w * 100 + i)).await.unwrap();
+                    tx.commit().await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let events = all_events(&store).await;
+        assert_eq!(verify(&events), Ok(100));
+    }
+
+    async fn the_database_refuses_edits_and_deletions_of_audit_events(db) {
+        let store = db.store().await;
+        let mut tx = store.begin().await.unwrap();
+        tx.append_audit(Timestamp::from_unix_seconds(1), &ev(1)).await.unwrap();
+        tx.commit().await.unwrap();
+        let upd = raw(&db, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 1").await;
+        assert!(upd.unwrap_err().to_string().contains("append-only"));
+        let del = raw(&db, "DELETE FROM audit_events WHERE seq = 1").await;
+        assert!(del.unwrap_err().to_string().contains("append-only"));
+        assert_eq!(verify(&all_events(&store).await), Ok(1));
+    }
+}
+
+#[tokio::test]
+async fn postgres_is_configured_for_these_tests() {
+    // The PostgreSQL half must run in CI: fail loudly rather than skip.
+    if std::env::var("CI").is_ok() {
+        assert!(
+            vigil_test_support::postgres_url().is_ok(),
+            "CI must set VIGIL_TEST_POSTGRES_URL"
+        );
+    }
+}
