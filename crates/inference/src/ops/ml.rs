@@ -455,7 +455,7 @@ pub(crate) fn array_feature_extractor(x: &Tensor, idx: &Tensor) -> OpResult<Tens
             }
         })
         .collect::<OpResult<Vec<_>>>()?;
-    let outer = if last == 0 { 0 } else { x.len() / last };
+    let outer = x.len().checked_div(last).unwrap_or(0);
     let mut out_shape = if shape.len() == 1 {
         vec![1]
     } else {

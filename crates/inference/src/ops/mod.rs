@@ -10,6 +10,9 @@ use ml::{Labels, PostTransform};
 use standard::{BinaryOp, CastTo, OpResult};
 use tree::{Aggregate, Ensemble, Kind, TreeAttrs};
 
+/// Slice's starts, ends and optional axes when given as attributes (opset < 10).
+pub(crate) type SliceAttrs = (Vec<i64>, Vec<i64>, Option<Vec<i64>>);
+
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
     Identity,
@@ -33,7 +36,7 @@ pub(crate) enum Op {
         axis: i64,
     },
     Slice {
-        attrs: Option<(Vec<i64>, Vec<i64>, Option<Vec<i64>>)>,
+        attrs: Option<SliceAttrs>,
     },
     Gather {
         axis: i64,

@@ -198,7 +198,7 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> OpResult<Tensor> {
         return Err(format!("MatMul inner dimensions differ: {ash:?} x {bsh:?}"));
     }
     let n = bsh[1];
-    let m = if k == 0 { 0 } else { a.len() / k };
+    let m = a.len().checked_div(k).unwrap_or(0);
     let mut shape = ash[..ash.len() - 1].to_vec();
     shape.push(n);
     Ok(match (a.data(), b.data()) {

@@ -211,8 +211,8 @@ impl Ensemble {
             modes.push(parse_mode(m).ok_or_else(|| format!("unknown node mode `{m}`"))?);
         }
         let mut is_child = vec![false; n];
-        for i in 0..n {
-            if modes[i] != LEAF {
+        for (i, &mode) in modes.iter().enumerate() {
+            if mode != LEAF {
                 for c in [a.true_ids[i], a.false_ids[i]] {
                     let j = *index.get(&(a.tree_ids[i], c)).ok_or_else(|| {
                         format!(
