@@ -188,23 +188,39 @@ def main():
 
 
 def add_xgb_cover(xgb, model):
-    """Copies XGBoost's per-node cover into nodes_hitrates so TreeSHAP uses the training cover."""
-    cover = {}
+    """Copies XGBoost's per-node cover into nodes_hitrates so TreeSHAP uses the training cover.
 
-    def walk(tree_id, node):
-        cover[(tree_id, int(node["nodeid"]))] = float(node["cover"])
-        for child in node.get("children", []):
-            walk(tree_id, child)
-
-    for tree_id, dump in enumerate(xgb.get_booster().get_dump(dump_format="json", with_stats=True)):
-        walk(tree_id, json.loads(dump))
+    The converter renumbers nodes, so ONNX and XGBoost trees are walked side by side from the
+    root, matching ONNX's true branch with XGBoost's `yes` child.
+    """
+    dumps = [json.loads(d) for d in xgb.get_booster().get_dump(dump_format="json", with_stats=True)]
     for node in model.graph.node:
         if node.op_type not in ("TreeEnsembleClassifier", "TreeEnsembleRegressor"):
             continue
         attrs = {a.name: a for a in node.attribute}
         tree_ids = list(attrs["nodes_treeids"].ints)
         node_ids = list(attrs["nodes_nodeids"].ints)
-        rates = [cover[(t, n)] for t, n in zip(tree_ids, node_ids)]
+        true_ids = list(attrs["nodes_truenodeids"].ints)
+        false_ids = list(attrs["nodes_falsenodeids"].ints)
+        modes = list(attrs["nodes_modes"].strings)
+        index = {(t, n): i for i, (t, n) in enumerate(zip(tree_ids, node_ids))}
+        rates = [0.0] * len(node_ids)
+
+        def walk(tree, onnx_id, xnode):
+            i = index[(tree, onnx_id)]
+            rates[i] = float(xnode["cover"])
+            if modes[i] == b"LEAF":
+                return
+            kids = {int(c["nodeid"]): c for c in xnode["children"]}
+            walk(tree, true_ids[i], kids[int(xnode["yes"])])
+            walk(tree, false_ids[i], kids[int(xnode["no"])])
+
+        for tree, dump in enumerate(dumps):
+            root = next(n for (t, n) in index if t == tree and all(
+                not (tree_ids[j] == t and modes[j] != b"LEAF" and n in (true_ids[j], false_ids[j]))
+                for j in range(len(node_ids))
+            ))
+            walk(tree, root, dump)
         kept = [a for a in node.attribute if a.name != "nodes_hitrates"]
         del node.attribute[:]
         node.attribute.extend(kept)
