@@ -92,7 +92,24 @@ pub fn calibration_slope(probs: &[f64], labels: &[bool]) -> Estimate<f64> {
     }
     // Centring x keeps the 2×2 Newton system well conditioned; the slope is unchanged.
     let xm = x.iter().sum::<f64>() / x.len() as f64;
-    let (mut a, mut b) = (0.0, 1.0);
+    // Start where statsmodels' IRLS starts: mu0 = (y + 1/2) / 2, one weighted least-squares
+    // step (constant weights, so ordinary least squares of the working response on x).
+    // Starting from the identity (a = 0, b = 1) can overshoot when logits are extreme.
+    let (mut sz, mut sx, mut sxx, mut sxz) = (0.0, 0.0, 0.0, 0.0);
+    for (&xi, &y) in x.iter().zip(labels) {
+        let yv = f64::from(u8::from(y));
+        let mu0 = (yv + 0.5) / 2.0;
+        let w0 = mu0 * (1.0 - mu0);
+        let z = (mu0 / (1.0 - mu0)).ln() + (yv - mu0) / w0;
+        let xc = xi - xm;
+        sz += z;
+        sx += xc;
+        sxx += xc * xc;
+        sxz += xc * z;
+    }
+    let nf = x.len() as f64;
+    let mut b = (sxz - sx * sz / nf) / (sxx - sx * sx / nf);
+    let mut a = (sz - b * sx) / nf;
     for _ in 0..MAX_ITER {
         let (mut g0, mut g1, mut h00, mut h01, mut h11) = (0.0, 0.0, 0.0, 0.0, 0.0);
         for (&xi, &y) in x.iter().zip(labels) {
@@ -204,7 +221,7 @@ pub fn expected_calibration_error(probs: &[f64], labels: &[bool]) -> Estimate<f6
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HosmerLemeshow {
     pub statistic: f64,
-    /// Number of groups formed minus 2.
+    /// Number of non-empty groups formed minus 2.
     pub df: u64,
     pub p_value: f64,
     pub groups: u64,
@@ -252,12 +269,19 @@ pub fn hosmer_lemeshow(probs: &[f64], labels: &[bool], groups: usize) -> Estimat
         }
         stat += (obs[k] - exp[k]).powi(2) / denom;
     }
-    let df = (g - 2) as u64;
+    // Like `groupby(observed=True)`, only non-empty groups count towards G.
+    let formed = cnt.iter().filter(|&&c| c > 0).count();
+    if formed < 3 {
+        return not_estimable(format!(
+            "Hosmer–Lemeshow needs at least 3 non-empty risk groups (have {formed})"
+        ));
+    }
+    let df = (formed - 2) as u64;
     Ok(HosmerLemeshow {
         statistic: stat,
         df,
         p_value: chi2_sf(stat, df as f64),
-        groups: g as u64,
+        groups: formed as u64,
     })
 }
 
