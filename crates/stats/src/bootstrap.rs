@@ -6,11 +6,12 @@
 //!
 //! The hot path (AUROC, AP and Brier together) never re-sorts: rows are sorted by score
 //! once, and each replicate is one linear pass over that order with per-row resampling
-//! counts. The counts are drawn in two cache-friendly stages that together give exactly a
-//! multinomial(n; 1/n, …, 1/n) vector: first n uniform row indices are tallied per chunk of
-//! `CHUNK` rows (a small array), then, chunk by chunk, that many uniform offsets inside the
-//! chunk are tallied and the chunk is consumed at once. Conditional on a chunk's total, the
-//! positions inside it are i.i.d. uniform, so the two stages equal n direct draws.
+//! counts. The counts are drawn in two cache-friendly stages that together give a
+//! multinomial(n; 1/n, …, 1/n) vector: first the number of draws falling in each chunk of
+//! `CHUNK` rows, by sequential conditional binomials (a multinomial over chunks), then,
+//! chunk by chunk, that many uniform offsets inside the chunk are tallied and the chunk is
+//! consumed at once. Conditional on a chunk's total, the positions inside it are i.i.d.
+//! uniform, so the two stages equal n direct draws with replacement.
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -18,7 +19,7 @@ use serde::Serialize;
 use crate::discrimination::argsort_ascending;
 use crate::estimate::{Estimate, not_estimable};
 use crate::numpy_compat::percentile_sorted;
-use crate::rng::Xoshiro256StarStar;
+use crate::rng::{U32Stream, Xoshiro256StarStar, binomial};
 
 /// Bootstrap settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -78,6 +79,10 @@ const CHUNK: usize = 1 << CHUNK_SHIFT;
 const LABEL: u8 = 1;
 const BLOCK_END: u8 = 2;
 
+/// Largest sample [`bootstrap_ranked`] accepts: keeps the exact integer sums in `u64`
+/// and row indices in `u32`.
+pub const MAX_ROWS: usize = (1 << 31) - 1;
+
 /// Rows sorted once by descending score, ready for weighted single-pass metrics.
 #[derive(Debug, Clone)]
 pub struct RankedSample {
@@ -102,8 +107,9 @@ struct Accumulator {
     block_neg: u64,
     cum_pos: u64,
     cum_neg: u64,
-    // Twice the Mann–Whitney count, kept in integers so that it is exact.
-    auc2: u128,
+    // Twice the Mann–Whitney count, kept in integers so that it is exact (fits in u64
+    // because samples are limited to `MAX_ROWS`).
+    auc2: u64,
     ap: f64,
     squared_error: f64,
 }
@@ -124,13 +130,13 @@ impl Accumulator {
     fn close_block(&mut self) {
         // Negatives in this block rank below every earlier positive and tie with this
         // block's positives (one half).
-        self.auc2 += u128::from(self.block_neg) * u128::from(2 * self.cum_pos + self.block_pos);
+        self.auc2 += self.block_neg * (2 * self.cum_pos + self.block_pos);
         self.cum_pos += self.block_pos;
         self.cum_neg += self.block_neg;
-        if self.block_pos > 0 {
-            self.ap += self.block_pos as f64
-                * (self.cum_pos as f64 / (self.cum_pos + self.cum_neg) as f64);
-        }
+        // Branch-free: a block without positives adds 0 (and the max avoids 0/0 for the
+        // blocks before the first drawn row).
+        self.ap += self.block_pos as f64
+            * (self.cum_pos as f64 / (self.cum_pos + self.cum_neg).max(1) as f64);
         self.block_pos = 0;
         self.block_neg = 0;
     }
@@ -205,14 +211,26 @@ impl RankedSample {
     /// The metrics of bootstrap replicate `replicate` under `seed`.
     fn replicate(&self, seed: u64, replicate: u64, chunk_totals: &mut Vec<u32>) -> RankedMetrics {
         let n = self.len();
-        let mut rng = Xoshiro256StarStar::for_replicate(seed, replicate);
+        let mut chunk_rng = Xoshiro256StarStar::for_replicate(seed, replicate);
         let chunks = n.div_ceil(CHUNK);
         chunk_totals.clear();
         chunk_totals.resize(chunks, 0);
-        for _ in 0..n {
-            let row = rng.below(n as u64) as usize;
-            chunk_totals[row >> CHUNK_SHIFT] += 1;
+        // Multinomial chunk totals by sequential conditional binomials: chunk c receives
+        // Binomial(draws left, rows in c / rows left) of the n draws.
+        let mut draws_left = n as u64;
+        let mut rows_left = n as u64;
+        for (c, total) in chunk_totals.iter_mut().enumerate() {
+            let len = (CHUNK.min(n - c * CHUNK)) as u64;
+            let k = if len == rows_left {
+                draws_left
+            } else {
+                binomial(&mut chunk_rng, draws_left, len as f64 / rows_left as f64)
+            };
+            *total = k as u32;
+            draws_left -= k;
+            rows_left -= len;
         }
+        let mut rng = U32Stream::new(chunk_rng);
         let mut local = [0u32; CHUNK];
         let mut acc = Accumulator::default();
         for (c, &total) in chunk_totals.iter().enumerate() {
@@ -221,7 +239,7 @@ impl RankedSample {
             let len = end - start;
             local[..len].fill(0);
             for _ in 0..total {
-                local[rng.below(len as u64) as usize] += 1;
+                local[rng.below(len as u32) as usize] += 1;
             }
             let flags = &self.flags[start..end];
             let errs = &self.squared_error[start..end];
@@ -243,11 +261,13 @@ pub struct RankedIntervals {
 
 /// Bootstrap AUROC, AP and Brier together (parallel, seeded, reproducible).
 pub fn bootstrap_ranked(sample: &RankedSample, opts: &BootstrapOptions) -> RankedIntervals {
-    if sample.is_empty() || opts.replicates == 0 {
+    if sample.is_empty() || opts.replicates == 0 || sample.len() > MAX_ROWS {
         let e: Estimate<PercentileInterval> = not_estimable(if sample.is_empty() {
             "bootstrap: no rows"
-        } else {
+        } else if opts.replicates == 0 {
             "bootstrap: zero replicates requested"
+        } else {
+            "bootstrap: more than 2^31 - 1 rows"
         });
         return RankedIntervals {
             auroc: e.clone(),
