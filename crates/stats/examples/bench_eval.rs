@@ -10,7 +10,10 @@ use std::time::Instant;
 use vigil_stats::drift::{DriftOptions, FeatureValues, drift};
 use vigil_stats::*;
 
-fn read_csv(path: &str) -> Result<(Vec<f64>, Vec<bool>, Vec<String>), String> {
+/// Scores, labels and subgroup values, one per row.
+type Rows = (Vec<f64>, Vec<bool>, Vec<String>);
+
+fn read_csv(path: &str) -> Result<Rows, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?;
     let mut scores = Vec::new();
     let mut labels = Vec::new();

@@ -148,6 +148,8 @@ const EP128: f64 = 3.402_823_669_209_385e38; // 2^128
 const EM128: f64 = 2.938_735_877_055_719e-39; // 2^-128
 
 fn log_nfactorial_div_n_pow_n(n: f64) -> f64 {
+    // Coefficients as published, digits beyond f64 kept for traceability.
+    #[allow(clippy::excessive_precision)]
     const C: [f64; 8] = [
         -2.955_065_359_477_124_183e-2,
         6.410_256_410_256_410_256_4e-3,

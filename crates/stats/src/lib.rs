@@ -20,6 +20,9 @@
 //! - Bootstrap replicate `r` uses its own generator seeded from `(seed, r)`, so results
 //!   do not depend on the number of threads.
 
+// Tests may unwrap: a panic there is a failed test, not a crash of the service.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod bootstrap;
 pub mod calibration;
 pub mod discrimination;
