@@ -202,7 +202,8 @@ fn not_applicable<T>(kind: &str) -> Estimate<T> {
     not_estimable(format!("not computed for {kind} features"))
 }
 
-/// Drift of one numeric feature (inputs need not be sorted; NaN must be removed first).
+/// Drift of one numeric feature (inputs need not be sorted; missing values must be removed
+/// first: [`drift`] reports a feature holding NaN as not estimable, naming the row).
 pub fn numeric_drift(reference: &[f64], current: &[f64], opts: &DriftOptions) -> FeatureDrift {
     let mut r = reference.to_vec();
     let mut c = current.to_vec();
@@ -375,6 +376,20 @@ pub fn drift(
         .par_iter()
         .map(|(name, r)| {
             let d = match (r, current.get(name)) {
+                (FeatureValues::Numeric(r), Some(FeatureValues::Numeric(c)))
+                    if first_non_finite(r).is_some() || first_non_finite(c).is_some() =>
+                {
+                    let reason = match first_non_finite(r) {
+                        Some(row) => format!(
+                            "reference row {row} is NaN or infinite; remove missing values first"
+                        ),
+                        None => format!(
+                            "current row {} is NaN or infinite; remove missing values first",
+                            first_non_finite(c).unwrap_or(0)
+                        ),
+                    };
+                    invalid_feature("numeric", &reason)
+                }
                 (FeatureValues::Numeric(r), Some(FeatureValues::Numeric(c))) => {
                     let mut r = r.clone();
                     let mut c = c.clone();
@@ -393,18 +408,27 @@ pub fn drift(
     DriftReport { features }
 }
 
+fn first_non_finite(values: &[f64]) -> Option<usize> {
+    values.iter().position(|v| !v.is_finite())
+}
+
 fn missing_feature(r: &FeatureValues, present: bool) -> FeatureDrift {
     let reason = if present {
         "feature kind differs between reference and current"
     } else {
         "feature missing from the current sample"
     };
+    let kind = match r {
+        FeatureValues::Numeric(_) => "numeric",
+        FeatureValues::Categorical(_) => "categorical",
+    };
+    invalid_feature(kind, reason)
+}
+
+fn invalid_feature(kind: &'static str, reason: &str) -> FeatureDrift {
     let e: Estimate<f64> = not_estimable(reason);
     FeatureDrift {
-        kind: match r {
-            FeatureValues::Numeric(_) => "numeric",
-            FeatureValues::Categorical(_) => "categorical",
-        },
+        kind,
         psi: e.clone(),
         ks_statistic: e.clone(),
         ks_pvalue: e.clone(),
@@ -440,6 +464,15 @@ mod tests {
                 .contains("standard deviation")
         );
         assert_eq!(d.wasserstein, Ok(1.0));
+    }
+
+    #[test]
+    fn nan_feature_names_the_row_instead_of_giving_nan() {
+        let r = BTreeMap::from([("x".to_string(), FeatureValues::Numeric(vec![1.0, 2.0, 3.0]))]);
+        let c = BTreeMap::from([("x".to_string(), FeatureValues::Numeric(vec![1.0, f64::NAN]))]);
+        let d = drift(&r, &c, &DriftOptions::default());
+        let reason = d.features["x"].psi.clone().unwrap_err().reason;
+        assert!(reason.contains("current row 1"), "{reason}");
     }
 
     #[test]
