@@ -1,0 +1,157 @@
+//! The command line: every command, its arguments and their help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vigil",
+    version,
+    about = "A governed path for clinical prediction models: registry, evidence, gates, serving, monitoring and audit",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// The Vigil home: store, artifacts and configuration [default: ~/.vigil]
+    #[arg(long, global = true, env = "VIGIL_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// A PostgreSQL URL (postgres://…) instead of the home's embedded SQLite store
+    #[arg(long, global = true, env = "VIGIL_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Who is acting: written into every audit event [default: $USER]
+    #[arg(long = "as", global = true, env = "VIGIL_USER", value_name = "USER")]
+    pub user: Option<String>,
+    /// Machine-readable JSON output
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create (or upgrade) a Vigil home: folder, artifact store and database schema
+    Init,
+    /// Walk through Vigil on the bundled example: register a dataset, a model and a release, then verify the audit chain
+    Quickstart(QuickstartArgs),
+    /// Dataset snapshots: register, list, show
+    #[command(subcommand)]
+    Dataset(DatasetCmd),
+    /// Models: a named clinical use with its intended use, risk tier and owners
+    #[command(subcommand)]
+    Model(ModelCmd),
+    /// Releases: immutable, content-addressed versions of a model
+    #[command(subcommand)]
+    Release(ReleaseCmd),
+    /// The hash-chained audit log
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct QuickstartArgs {
+    /// Where the demo home goes [default: $VIGIL_HOME, else ./vigil-demo]
+    #[arg(long, value_name = "DIR")]
+    pub demo_home: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DatasetCmd {
+    /// Copy a CSV file into the artifact store and record a snapshot with its manifest
+    Register {
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Provenance: source systems, extraction time, inclusion criteria, label definition, time window, sites
+        #[arg(long, value_name = "manifest.toml")]
+        manifest: Option<PathBuf>,
+    },
+    /// List dataset snapshots
+    List,
+    /// Show one snapshot (id or unambiguous prefix)
+    Show { id: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCmd {
+    /// Create a model
+    Create {
+        name: String,
+        #[arg(long, value_name = "intended-use.toml")]
+        intended_use: PathBuf,
+        /// 1 (lowest risk) to 4 (highest)
+        #[arg(long)]
+        risk_tier: u8,
+        #[arg(long, value_name = "WHO")]
+        clinical_owner: String,
+        #[arg(long, value_name = "WHO")]
+        technical_owner: String,
+    },
+    /// List models
+    List,
+    /// Show a model
+    Show { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReleaseCmd {
+    /// Pin an ONNX artifact, its feature contract and its training data into an immutable release
+    Register(RegisterReleaseArgs),
+    /// List releases
+    List {
+        #[arg(long)]
+        model: Option<String>,
+    },
+    /// Show a release (id or unambiguous prefix)
+    Show { id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct RegisterReleaseArgs {
+    #[arg(long)]
+    pub model: String,
+    /// The model, exported to ONNX
+    #[arg(long, value_name = "model.onnx")]
+    pub artifact: PathBuf,
+    #[arg(long, value_name = "contract.toml")]
+    pub contract: PathBuf,
+    /// The training dataset snapshot (id or unambiguous prefix)
+    #[arg(long, value_name = "SNAPSHOT_ID")]
+    pub training_data: String,
+    #[arg(long, value_name = "SHA")]
+    pub code_commit: Option<String>,
+    /// The training environment's lockfile
+    #[arg(long, value_name = "lockfile")]
+    pub environment: Option<PathBuf>,
+    #[arg(long, value_name = "params.json")]
+    pub hyperparameters: Option<PathBuf>,
+    /// A decision threshold on the score (repeat for several)
+    #[arg(long = "threshold", value_name = "P")]
+    pub thresholds: Vec<f64>,
+    #[arg(long, value_name = "TEXT")]
+    pub changelog: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Walk the chain and check every hash and link; exits non-zero at the first bad event
+    Verify,
+    /// List events
+    Log {
+        #[arg(long)]
+        subject: Option<String>,
+        #[arg(long)]
+        action: Option<String>,
+        /// Only events after this sequence number
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}

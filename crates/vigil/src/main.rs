@@ -1,0 +1,63 @@
+//! The `vigil` binary: parses the command line, loads configuration, runs the command and
+//! turns errors into a clear message and a non-zero exit.
+
+mod cli;
+mod commands;
+mod config;
+mod output;
+mod quickstart;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::output::Out;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e, json);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let out = Out { json: cli.global.json };
+    match cli.command {
+        Command::Quickstart(args) => quickstart::run(&cli.global, &out, args).await,
+        command => {
+            let cfg = Config::load(&cli.global, None)?;
+            match command {
+                Command::Init => commands::init(&cfg, &out).await,
+                Command::Dataset(c) => commands::dataset(&cfg, &out, c).await,
+                Command::Model(c) => commands::model(&cfg, &out, c).await,
+                Command::Release(c) => commands::release(&cfg, &out, c).await,
+                Command::Audit(c) => commands::audit(&cfg, &out, c).await,
+                Command::Quickstart(_) => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+fn report_error(e: &anyhow::Error, json: bool) {
+    let code = e.downcast_ref::<vigil_service::Error>().map_or("error", |s| s.code);
+    if json {
+        let v = serde_json::json!({ "error": { "code": code, "message": format!("{e:#}") } });
+        eprintln!("{v}");
+    } else {
+        eprintln!("error: {e:#}");
+    }
+}
