@@ -104,6 +104,7 @@ def main():
         target_opset=TARGET_OPSET,
     )
     onx.doc_string = "Ward deterioration risk: probability of ICU transfer or death within 24 h."
+    onx.graph.name = "deterioration_risk"  # the converter would pick a random name
     onnx.checker.check_model(onx)
     model_path = HERE / "model.onnx"
     model_path.write_bytes(onx.SerializeToString())
