@@ -124,6 +124,8 @@ def assign_patients(rng: np.random.Generator, times):
 
 
 def cohort(rng, start, end, n, id_pool, enc_start):
+    """n rows with prediction times in [start, end), patients named from id_pool and
+    encounters numbered from enc_start. Returns (rows, number of patients)."""
     times = admission_times(rng, start, end, n)
     patient_of_row, n_patients = assign_patients(rng, times)
 
