@@ -83,12 +83,23 @@ impl Axis {
     /// A linear axis over `[min, max]` with about six "nice" ticks (steps of 1, 2 or 5
     /// times a power of ten), labelled by `format`.
     pub(crate) fn linear(label: &str, min: f64, max: f64, format: fn(f64) -> String) -> Self {
+        Self::linear_ticks(label, min, max, 6, format)
+    }
+
+    /// A linear axis with about `target` ticks (fewer for a short axis).
+    pub(crate) fn linear_ticks(
+        label: &str,
+        min: f64,
+        max: f64,
+        target: usize,
+        format: fn(f64) -> String,
+    ) -> Self {
         let (min, max) = if max > min {
             (min, max)
         } else {
             (min, min + 1.0)
         };
-        let step = nice_step(max - min, 6);
+        let step = nice_step(max - min, target);
         let first = (min / step).ceil() as i64;
         let last = (max / step + 1e-9).floor() as i64;
         let ticks = (first..=last)
@@ -230,6 +241,8 @@ pub(crate) enum Mark {
         text: String,
         colour: &'static str,
     },
+    /// Grey text centred at a data point: says why something is missing there.
+    Note { x: f64, y: f64, text: String },
     /// A vertical reference line across the plot, labelled at its top.
     VRule {
         x: f64,
@@ -246,7 +259,7 @@ impl Mark {
             Mark::Band { label, colour, .. } | Mark::Bars { label, colour, .. } => {
                 label.clone().map(|l| (l, Swatch::Block(colour)))
             }
-            Mark::Marker { .. } | Mark::VRule { .. } => None,
+            Mark::Marker { .. } | Mark::VRule { .. } | Mark::Note { .. } => None,
         }
     }
 }
@@ -512,7 +525,7 @@ fn draw_legend(s: &mut String, entries: &[LegendEntry], left: f64, top: f64) {
 fn svg_open(id: &str, title: &str, desc: &str, width: f64, height: f64) -> String {
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"{id}\" viewBox=\"0 0 {width:.0} {height:.0}\" \
-         width=\"{width:.0}\" height=\"{height:.0}\" role=\"img\" aria-labelledby=\"{id}-title {id}-desc\" \
+         width=\"{width:.0}\" height=\"{height:.0}\" style=\"max-width: {width:.0}px\" role=\"img\" aria-labelledby=\"{id}-title {id}-desc\" \
          font-family=\"{FONT}\" font-size=\"{FONT_SIZE}\">\
          <title id=\"{id}-title\">{}</title><desc id=\"{id}-desc\">{}</desc>",
         escape(title),
@@ -641,6 +654,7 @@ fn draw_mark(s: &mut String, m: &Mark, sx: &Scale, sy: &Scale, frame: &Frame) {
                 sy.map(*y)
             );
         }
+        Mark::Note { .. } => {}
         Mark::VRule { x, stroke, .. } => {
             let px = sx.map(*x);
             let _ = write!(
@@ -662,6 +676,16 @@ fn draw_mark_label(s: &mut String, m: &Mark, sx: &Scale, sy: &Scale, frame: &Fra
             text: Some(text),
             stroke,
         } => (sx.map(*x), frame.top + 4.0, text, stroke.colour),
+        Mark::Note { x, y, text } => {
+            let _ = write!(
+                s,
+                "<text class=\"note\" x=\"{:.2}\" y=\"{:.2}\" text-anchor=\"middle\" font-style=\"italic\" fill=\"{GREY}\">{}</text>",
+                sx.map(*x),
+                sy.map(*y),
+                escape(text)
+            );
+            return;
+        }
         _ => return,
     };
     let w = text.chars().count() as f64 * CHAR_WIDTH;
@@ -681,7 +705,7 @@ fn draw_mark_label(s: &mut String, m: &Mark, sx: &Scale, sy: &Scale, frame: &Fra
     };
     let _ = write!(
         s,
-        "<text x=\"{tx:.2}\" y=\"{ty:.2}\" text-anchor=\"{anchor}\" fill=\"{INK}\" stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\" font-weight=\"600\"><tspan fill=\"{colour}\">●</tspan> {}</text>",
+        "<text x=\"{tx:.2}\" y=\"{ty:.2}\" text-anchor=\"{anchor}\" fill=\"{colour}\" stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\" font-weight=\"600\">{}</text>",
         escape(text)
     );
 }
@@ -870,7 +894,7 @@ impl RowChart {
                 RowKind::Note(note) => {
                     let _ = write!(
                         s,
-                        "<text x=\"{:.2}\" y=\"{ty:.2}\" font-style=\"italic\" fill=\"{GREY}\">{}</text>",
+                        "<text x=\"{:.2}\" y=\"{ty:.2}\" font-style=\"italic\" fill=\"{GREY}\" stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\">{}</text>",
                         frame.left + 8.0,
                         escape(note)
                     );

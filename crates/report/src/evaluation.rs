@@ -134,12 +134,7 @@ fn calibration(report: &EvaluationReport) -> String {
     let hl = match &c.hosmer_lemeshow {
         Ok(h) => vec![
             format!("{}", num(h.statistic, 2)),
-            format!(
-                "df {}, p = {}, {} groups",
-                h.df,
-                p_value(h.p_value),
-                h.groups
-            ),
+            format!("df {}, {}, {} groups", h.df, p_value(h.p_value), h.groups),
         ],
         Err(e) => vec![not_estimable(&e.reason), String::new()],
     };
@@ -182,11 +177,13 @@ fn calibration(report: &EvaluationReport) -> String {
     let mut out = String::from("<div class=\"figures\">");
     out.push_str(&plots::calibration_figure(report));
     out.push_str("<div>");
+    out.push_str("<div class=\"text-last\">");
     out.push_str(&table(
         "Calibration numbers",
         &["Measure", "Value", "Reading"],
         &rows,
     ));
+    out.push_str("</div>");
     if let Ok(curve) = &c.curve {
         let bins: Vec<Vec<String>> = curve
             .iter()
@@ -212,9 +209,9 @@ fn calibration(report: &EvaluationReport) -> String {
 
 fn p_value(p: f64) -> String {
     if p.is_finite() && p < 0.001 {
-        "&lt; 0.001".to_string()
+        "p &lt; 0.001".to_string()
     } else {
-        num(p, 3)
+        format!("p = {}", num(p, 3))
     }
 }
 
@@ -279,7 +276,8 @@ fn thresholds(report: &EvaluationReport, ctx: &ReportContext) -> String {
 }
 
 fn decision(report: &EvaluationReport, ctx: &ReportContext) -> String {
-    let mut out = plots::decision_figure(report, ctx);
+    let mut out = String::from("<div class=\"figures\">");
+    out.push_str(&plots::decision_figure(report, ctx));
     if let Ok(points) = &report.decision_curve {
         // Every 0.05 up to 0.5, plus the release's own thresholds: the range where
         // clinical decisions are usually made, without a 99-row table.
@@ -323,10 +321,11 @@ fn decision(report: &EvaluationReport, ctx: &ReportContext) -> String {
             &rows,
         ));
     }
+    out.push_str("</div>");
     out
 }
 
-fn group_cells(name: &str, g: &GroupReport, overall: &vigil_stats::Estimate<f64>) -> Vec<String> {
+fn group_cells(name: &str, g: &GroupReport, overall: &EvaluationReport) -> Vec<String> {
     let label = match stands_out(g, overall) {
         Some(_) => format!("{} <span class=\"flag\">stands out</span>", escape(name)),
         None => escape(name),
@@ -383,7 +382,7 @@ fn subgroups(report: &EvaluationReport) -> String {
     for (column, groups) in &report.subgroups {
         rows.push(("heading", vec![escape(column)]));
         for (value, g) in groups {
-            rows.push(("", group_cells(value, g, &report.auroc.value)));
+            rows.push(("", group_cells(value, g, report)));
         }
     }
     format!(
@@ -400,7 +399,7 @@ fn periods(report: &EvaluationReport) -> String {
     if let Ok(periods) = &report.periods {
         let rows: Vec<(&str, Vec<String>)> = periods
             .iter()
-            .map(|(k, g)| ("", group_cells(k, g, &report.auroc.value)))
+            .map(|(k, g)| ("", group_cells(k, g, report)))
             .collect();
         let mut header = GROUP_HEADER;
         header[0] = "Period";

@@ -279,7 +279,9 @@ th[scope=row], thead th:first-child { text-align: left; }
 tbody th { font-weight: 600; overflow-wrap: anywhere; max-width: 22ch; }
 tr.main { background: #fff5e0; }
 tr.heading th { background: #f0f0f0; text-align: left; }
-td.span { text-align: left; }
+td.span, .text-last td:last-child { text-align: left; }
+.flag { display: block; }
+tbody th { white-space: nowrap; }
 .ne, .na { color: var(--muted); font-style: italic; font-size: .85em; }
 .ci { color: var(--muted); white-space: nowrap; }
 .flag { color: var(--warn); font-weight: 600; }

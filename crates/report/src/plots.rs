@@ -243,7 +243,7 @@ pub(crate) fn calibration_figure(report: &EvaluationReport) -> String {
         width: WIDTH,
         plot_height: 70.0,
         x: Axis::linear("Predicted risk", 0.0, upper, format),
-        y: Axis::linear("Cases", 0.0, nice_ceil(max_n), |v| count(v as u64)),
+        y: Axis::linear_ticks("Cases", 0.0, nice_ceil(max_n), 2, |v| count(v as u64)),
         marks: vec![Mark::Bars {
             series: "bin-counts",
             bars: curve
@@ -413,7 +413,7 @@ pub(crate) fn forest_figure(report: &EvaluationReport) -> String {
             value_text: String::new(),
         });
         for (value, g) in groups {
-            rows.push(forest_row(value, g, &report.auroc.value));
+            rows.push(forest_row(value, g, report));
             if let Ok(l) = &g.auroc_ci_low {
                 lowest = lowest.min(*l);
             }
@@ -452,7 +452,7 @@ pub(crate) fn forest_figure(report: &EvaluationReport) -> String {
     )
 }
 
-fn forest_row(value: &str, g: &GroupReport, overall: &vigil_stats::Estimate<f64>) -> Row {
+fn forest_row(value: &str, g: &GroupReport, overall: &EvaluationReport) -> Row {
     let n = format!("n={}", count(g.n));
     if g.suppressed_reason.is_some() {
         return Row {
@@ -582,6 +582,15 @@ pub(crate) fn period_figures(report: &EvaluationReport) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ");
+    for (i, g) in groups.iter().enumerate() {
+        if g.suppressed_reason.is_some() {
+            marks.push(Mark::Note {
+                x: i as f64,
+                y: low + (1.0 - low) * 0.5,
+                text: "too few".into(),
+            });
+        }
+    }
     let chart = Chart {
         id: "chart-period-auroc".into(),
         title: caption.into(),
@@ -594,6 +603,16 @@ pub(crate) fn period_figures(report: &EvaluationReport) -> String {
     };
     let prevalence = at(&|g| g.prevalence.as_ref().ok().copied());
     let top = prevalence.iter().flatten().map(|p| p.1).fold(0.0, f64::max);
+    let prev_top = nice_ceil((top * 1.2).max(0.01));
+    let prev_notes = groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.prevalence.is_err())
+        .map(|(i, _)| Mark::Note {
+            x: i as f64,
+            y: prev_top * 0.5,
+            text: "too few".into(),
+        });
     let prev_chart = Chart {
         id: "chart-period-prevalence".into(),
         title: "Prevalence over time".into(),
@@ -611,12 +630,7 @@ pub(crate) fn period_figures(report: &EvaluationReport) -> String {
         width: WIDTH,
         plot_height: 240.0,
         x: Axis::categorical("Period", &labels),
-        y: Axis::linear(
-            "Prevalence",
-            0.0,
-            nice_ceil((top * 1.2).max(0.01)),
-            tick_pct,
-        ),
+        y: Axis::linear("Prevalence", 0.0, prev_top, tick_pct),
         marks: vec![
             Mark::Line {
                 series: "prevalence",
@@ -636,7 +650,10 @@ pub(crate) fn period_figures(report: &EvaluationReport) -> String {
                 colour: ORANGE,
                 label: None,
             },
-        ],
+        ]
+        .into_iter()
+        .chain(prev_notes)
+        .collect(),
     };
     let gap_note = if suppressed.is_empty() {
         String::new()

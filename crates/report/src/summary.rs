@@ -15,7 +15,8 @@ pub(crate) const NOTABLE_AUROC_GAP: f64 = 0.05;
 const SLOPE_TOLERANCE: f64 = 0.1;
 /// Calibration intercept within `± this` reads as "about right on average".
 const INTERCEPT_TOLERANCE: f64 = 0.1;
-/// A subgroup whose calibration intercept is this far from 0 is systematically mis-scored.
+/// A subgroup whose calibration intercept is this far from the overall one is mis-scored
+/// in a way the rest of the population is not.
 const SUBGROUP_INTERCEPT_NOTABLE: f64 = 0.3;
 
 /// What completes "a patient who …": the context's wording, or a neutral default.
@@ -45,12 +46,12 @@ pub(crate) fn is_release_threshold(ctx: &ReportContext, threshold: f64) -> bool 
 
 /// Why a subgroup stands out from the overall population, in words (escaped HTML), or
 /// `None` when it does not.
-pub(crate) fn stands_out(group: &GroupReport, overall_auroc: &Estimate<f64>) -> Option<String> {
+pub(crate) fn stands_out(group: &GroupReport, overall: &EvaluationReport) -> Option<String> {
     if group.suppressed_reason.is_some() {
         return None;
     }
     let mut why = Vec::new();
-    if let (Ok(a), Ok(overall)) = (&group.auroc, overall_auroc) {
+    if let (Ok(a), Ok(overall)) = (&group.auroc, &overall.auroc.value) {
         let gap = a - overall;
         let ci = match (&group.auroc_ci_low, &group.auroc_ci_high) {
             (Ok(l), Ok(h)) => Some((*l, *h)),
@@ -74,12 +75,21 @@ pub(crate) fn stands_out(group: &GroupReport, overall_auroc: &Estimate<f64>) -> 
             ));
         }
     }
-    if let Ok(i) = &group.calibration_intercept {
-        if i.abs() >= SUBGROUP_INTERCEPT_NOTABLE {
+    // Compared with the overall intercept: a model that is off everywhere is said so once,
+    // in the calibration sentence; here only a group that is off differently counts.
+    if let (Ok(i), Ok(all)) = (&group.calibration_intercept, &overall.calibration.intercept) {
+        let d = i - all;
+        if d.abs() >= SUBGROUP_INTERCEPT_NOTABLE {
             why.push(format!(
-                "predicted risks are on average too {} in this group (calibration intercept {})",
-                if *i > 0.0 { "low" } else { "high" },
-                num(*i, 2)
+                "predicted risks are {} in this group than in the whole population \
+                 (calibration intercept {} against {} overall)",
+                if d > 0.0 {
+                    "lower relative to what happened"
+                } else {
+                    "higher relative to what happened"
+                },
+                num(*i, 2),
+                num(*all, 2)
             ));
         }
     }
@@ -297,7 +307,7 @@ fn subgroup_sentences(report: &EvaluationReport) -> Vec<String> {
                     count(g.n_positive),
                     escape(reason)
                 ));
-            } else if let Some(why) = stands_out(g, &report.auroc.value) {
+            } else if let Some(why) = stands_out(g, report) {
                 standouts.push(format!(
                     "<strong>{name}</strong> (n = {}): {why}",
                     count(g.n)
