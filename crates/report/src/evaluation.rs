@@ -5,7 +5,8 @@ use vigil_stats::{EvaluationReport, GroupReport};
 
 use crate::ReportContext;
 use crate::html::{
-    Page, count, escape, estimate, not_estimable, num, pct, table, table_classed, with_interval,
+    Footnotes, Page, count, escape, estimate, not_estimable, num, pct, table, table_classed,
+    with_interval,
 };
 use crate::plots;
 use crate::summary::{
@@ -136,7 +137,7 @@ fn calibration(report: &EvaluationReport) -> String {
             format!("{}", num(h.statistic, 2)),
             format!("df {}, {}, {} groups", h.df, p_value(h.p_value), h.groups),
         ],
-        Err(e) => vec![not_estimable(&e.reason), String::new()],
+        Err(e) => vec![not_estimable(&e.reason)],
     };
     let rows = vec![
         vec![
@@ -166,13 +167,11 @@ fn calibration(report: &EvaluationReport) -> String {
                 (None, _) => not_estimable("no reliability curve"),
                 (_, Err(e)) => not_estimable(&e.reason),
             },
-            String::new(),
+            "close together when risks are right on average".to_string(),
         ],
-        vec![
-            "Hosmer–Lemeshow statistic".to_string(),
-            hl[0].clone(),
-            hl[1].clone(),
-        ],
+        std::iter::once("Hosmer–Lemeshow statistic".to_string())
+            .chain(hl)
+            .collect(),
     ];
     let mut out = String::from("<div class=\"figures\">");
     out.push_str(&plots::calibration_figure(report));
@@ -219,6 +218,7 @@ fn thresholds(report: &EvaluationReport, ctx: &ReportContext) -> String {
     if report.thresholds.is_empty() {
         return "<p>No thresholds were evaluated.</p>".to_string();
     }
+    let mut notes = Footnotes::default();
     let rows: Vec<(&str, Vec<String>)> = report
         .thresholds
         .iter()
@@ -228,22 +228,26 @@ fn thresholds(report: &EvaluationReport, ctx: &ReportContext) -> String {
                 if main { "main" } else { "" },
                 vec![
                     format!(
-                        "≥ {}{}",
+                        "<span class=\"nowrap\">≥ {}</span>{}",
                         num(t.threshold, 2),
-                        if main { " (release)" } else { "" }
+                        if main {
+                            " <span class=\"tag nowrap\">release</span>"
+                        } else {
+                            ""
+                        }
                     ),
                     count(t.tp),
                     count(t.fp),
                     count(t.tn),
                     count(t.fn_),
-                    estimate(&t.sensitivity, |v| pct(v, 1)),
-                    estimate(&t.specificity, |v| pct(v, 1)),
-                    estimate(&t.ppv, |v| pct(v, 1)),
-                    estimate(&t.npv, |v| pct(v, 1)),
-                    estimate(&t.f1, |v| num(v, 3)),
-                    estimate(&t.alert_rate, |v| pct(v, 1)),
-                    estimate(&t.nne, |v| num(v, 1)),
-                    estimate(&t.alerts_per_100_patient_days, |v| num(v, 2)),
+                    notes.estimate(&t.sensitivity, |v| pct(v, 1)),
+                    notes.estimate(&t.specificity, |v| pct(v, 1)),
+                    notes.estimate(&t.ppv, |v| pct(v, 1)),
+                    notes.estimate(&t.npv, |v| pct(v, 1)),
+                    notes.estimate(&t.f1, |v| num(v, 3)),
+                    notes.estimate(&t.alert_rate, |v| pct(v, 1)),
+                    notes.estimate(&t.nne, |v| num(v, 1)),
+                    notes.estimate(&t.alerts_per_100_patient_days, |v| num(v, 2)),
                 ],
             )
         })
@@ -252,7 +256,7 @@ fn thresholds(report: &EvaluationReport, ctx: &ReportContext) -> String {
         "<p>A patient is flagged when the score is at or above the threshold. The release's \
          own thresholds are highlighted. <em>Alert rate</em> is the share of cases flagged; \
          <em>NNE</em> (number needed to evaluate) is how many flagged patients a clinician \
-         sees per true case.</p>{}",
+         sees per true case.</p>{}{}",
         table_classed(
             "Operating characteristics at each threshold",
             &[
@@ -271,7 +275,8 @@ fn thresholds(report: &EvaluationReport, ctx: &ReportContext) -> String {
                 "Alerts / 100 patient-days",
             ],
             &rows,
-        )
+        ),
+        notes.render()
     )
 }
 
@@ -325,7 +330,12 @@ fn decision(report: &EvaluationReport, ctx: &ReportContext) -> String {
     out
 }
 
-fn group_cells(name: &str, g: &GroupReport, overall: &EvaluationReport) -> Vec<String> {
+fn group_cells(
+    name: &str,
+    g: &GroupReport,
+    overall: &EvaluationReport,
+    notes: &mut Footnotes,
+) -> Vec<String> {
     let label = match stands_out(g, overall) {
         Some(_) => format!("{} <span class=\"flag\">stands out</span>", escape(name)),
         None => escape(name),
@@ -338,16 +348,26 @@ fn group_cells(name: &str, g: &GroupReport, overall: &EvaluationReport) -> Vec<S
         ));
         return cells;
     }
-    cells.extend([
-        estimate(&g.prevalence, |v| pct(v, 1)),
-        with_interval(&g.auroc, &g.auroc_ci_low, &g.auroc_ci_high, 3),
-        estimate(&g.auroc_gap, signed),
-        estimate(&g.auprc, |v| num(v, 3)),
-        estimate(&g.brier, |v| num(v, 4)),
-        estimate(&g.calibration_intercept, |v| num(v, 2)),
-        estimate(&g.calibration_slope, |v| num(v, 2)),
-        estimate(&g.ece, |v| num(v, 3)),
-    ]);
+    let interval = match (&g.auroc, &g.auroc_ci_low, &g.auroc_ci_high) {
+        (Ok(_), Err(e), _) | (Ok(_), _, Err(e)) => {
+            let r = e.reason.clone();
+            format!(
+                "{} <span class=\"ci\">(interval {})</span>",
+                notes.estimate(&g.auroc, |v| num(v, 3)),
+                notes.mark(&r)
+            )
+        }
+        (Ok(_), Ok(_), Ok(_)) => with_interval(&g.auroc, &g.auroc_ci_low, &g.auroc_ci_high, 3),
+        (Err(_), _, _) => notes.estimate(&g.auroc, |v| num(v, 3)),
+    };
+    cells.push(notes.estimate(&g.prevalence, |v| pct(v, 1)));
+    cells.push(interval);
+    cells.push(notes.estimate(&g.auroc_gap, signed));
+    cells.push(notes.estimate(&g.auprc, |v| num(v, 3)));
+    cells.push(notes.estimate(&g.brier, |v| num(v, 4)));
+    cells.push(notes.estimate(&g.calibration_intercept, |v| num(v, 2)));
+    cells.push(notes.estimate(&g.calibration_slope, |v| num(v, 2)));
+    cells.push(notes.estimate(&g.ece, |v| num(v, 3)));
     cells
 }
 
@@ -378,32 +398,36 @@ fn subgroups(report: &EvaluationReport) -> String {
     if report.subgroups.is_empty() {
         return "<p>No subgroup columns were evaluated.</p>".to_string();
     }
+    let mut notes = Footnotes::default();
     let mut rows: Vec<(&str, Vec<String>)> = Vec::new();
     for (column, groups) in &report.subgroups {
         rows.push(("heading", vec![escape(column)]));
         for (value, g) in groups {
-            rows.push(("", group_cells(value, g, report)));
+            rows.push(("", group_cells(value, g, report, &mut notes)));
         }
     }
     format!(
         "{}<p>Gap is the group's AUROC minus the overall AUROC ({}). Groups with too few \
-         patients or events keep their counts, but their estimates are withheld.</p>{}",
+         patients or events keep their counts, but their estimates are withheld.</p>{}{}",
         plots::forest_figure(report),
         estimate(&report.auroc.value, |v| num(v, 3)),
-        table_classed("Every metric by subgroup", &GROUP_HEADER, &rows)
+        table_classed("Every metric by subgroup", &GROUP_HEADER, &rows),
+        notes.render()
     )
 }
 
 fn periods(report: &EvaluationReport) -> String {
     let mut out = plots::period_figures(report);
     if let Ok(periods) = &report.periods {
+        let mut notes = Footnotes::default();
         let rows: Vec<(&str, Vec<String>)> = periods
             .iter()
-            .map(|(k, g)| ("", group_cells(k, g, report)))
+            .map(|(k, g)| ("", group_cells(k, g, report, &mut notes)))
             .collect();
         let mut header = GROUP_HEADER;
         header[0] = "Period";
         out.push_str(&table_classed("Every metric by period", &header, &rows));
+        out.push_str(&notes.render());
     }
     out
 }

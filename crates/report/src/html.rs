@@ -74,7 +74,7 @@ pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -112,6 +112,71 @@ pub(crate) fn with_interval(
             not_estimable(&e.reason)
         ),
         (Err(e), _, _) => not_estimable(&e.reason),
+    }
+}
+
+/// Reasons for values that could not be estimated in a wide table, collected as footnotes:
+/// the cell says "not estimable" with a mark, and the reason is written out once below the
+/// table, so one long reason does not stretch a column of numbers.
+#[derive(Default)]
+pub(crate) struct Footnotes {
+    reasons: Vec<String>,
+}
+
+impl Footnotes {
+    /// The cell for an estimate: its formatted value, or "not estimable" and a mark.
+    pub(crate) fn estimate(
+        &mut self,
+        value: &Estimate<f64>,
+        format: impl Fn(f64) -> String,
+    ) -> String {
+        match value {
+            Ok(v) if v.is_finite() => format(*v),
+            Ok(_) => self.mark("not a finite number"),
+            Err(e) => self.mark(&e.reason),
+        }
+    }
+
+    /// "not estimable" with the footnote mark of `reason`.
+    pub(crate) fn mark(&mut self, reason: &str) -> String {
+        let i = match self.reasons.iter().position(|r| r == reason) {
+            Some(i) => i,
+            None => {
+                self.reasons.push(reason.to_string());
+                self.reasons.len() - 1
+            }
+        };
+        format!(
+            "<span class=\"ne fn\">not estimable <sup>{}</sup></span>",
+            footnote_mark(i)
+        )
+    }
+
+    /// The footnotes, as a list under the table (empty when there are none).
+    pub(crate) fn render(&self) -> String {
+        if self.reasons.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("<ul class=\"footnotes\">");
+        for (i, r) in self.reasons.iter().enumerate() {
+            out.push_str(&format!(
+                "<li><sup>{}</sup> {}</li>",
+                footnote_mark(i),
+                not_estimable(r)
+            ));
+        }
+        out.push_str("</ul>");
+        out
+    }
+}
+
+/// a, b, …, z, aa, ab, …
+fn footnote_mark(i: usize) -> String {
+    let letter = |k: usize| char::from(b'a' + (k % 26) as u8);
+    if i < 26 {
+        letter(i).to_string()
+    } else {
+        format!("{}{}", letter(i / 26 - 1), letter(i))
     }
 }
 
@@ -274,14 +339,18 @@ figure.missing p { border: 1px dashed var(--rule); padding: 1rem; }
 table { border-collapse: collapse; font-size: .88rem; font-variant-numeric: tabular-nums; }
 caption { text-align: left; color: var(--muted); padding-bottom: .3rem; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid var(--rule); text-align: right; vertical-align: top; }
-thead th { border-bottom: 2px solid var(--ink); text-align: right; white-space: nowrap; }
+thead th { border-bottom: 2px solid var(--ink); text-align: right; vertical-align: bottom; }
 th[scope=row], thead th:first-child { text-align: left; }
 tbody th { font-weight: 600; overflow-wrap: anywhere; max-width: 22ch; }
 tr.main { background: #fff5e0; }
 tr.heading th { background: #f0f0f0; text-align: left; }
 td.span, .text-last td:last-child { text-align: left; }
 .flag { display: block; }
-tbody th { white-space: nowrap; }
+.nowrap { white-space: nowrap; }
+.tag { font-size: .8em; color: var(--muted); font-weight: 400; }
+.footnotes { list-style: none; padding: 0; margin: -.4rem 0 1rem; font-size: .85rem; }
+.ne sup { font-style: normal; }
+.ne.fn { white-space: nowrap; }
 .ne, .na { color: var(--muted); font-style: italic; font-size: .85em; }
 .ci { color: var(--muted); white-space: nowrap; }
 .flag { color: var(--warn); font-weight: 600; }

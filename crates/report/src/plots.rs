@@ -54,8 +54,9 @@ pub(crate) fn roc_figure(report: &EvaluationReport, ctx: &ReportContext) -> Stri
         points.len(),
         auroc_text(report)
     );
-    if let Some(t) = main_threshold(report, ctx) {
-        if let (Ok(sens), Ok(spec)) = (&t.sensitivity, &t.specificity) {
+    let main = main_threshold(report, ctx).map(|t| (t, &t.sensitivity, &t.specificity));
+    if let Some((t, Ok(sens), Ok(spec))) = main {
+        {
             marks.push(Mark::Marker {
                 x: 1.0 - spec,
                 y: *sens,
@@ -121,8 +122,9 @@ pub(crate) fn pr_figure(report: &EvaluationReport, ctx: &ReportContext) -> Strin
         "Precision (PPV) against recall (sensitivity) through {} thresholds; {ap}.",
         points.len()
     );
-    if let Some(t) = main_threshold(report, ctx) {
-        if let (Ok(sens), Ok(ppv)) = (&t.sensitivity, &t.ppv) {
+    let main = main_threshold(report, ctx).map(|t| (t, &t.sensitivity, &t.ppv));
+    if let Some((t, Ok(sens), Ok(ppv))) = main {
+        {
             marks.push(Mark::Marker {
                 x: *sens,
                 y: *ppv,
