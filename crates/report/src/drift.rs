@@ -280,7 +280,7 @@ fn feature_table(ranked: &[(&String, &FeatureDrift)]) -> String {
             )
         })
         .collect();
-    table_classed(
+    let table = table_classed(
         "Drift measures per feature, worst first",
         &[
             "Feature",
@@ -296,6 +296,11 @@ fn feature_table(ranked: &[(&String, &FeatureDrift)]) -> String {
             "Drifted",
         ],
         &rows,
+    );
+    format!(
+        "{table}<p class=\"footnotes\"><span class=\"na\">n/a</span>: not applicable — the \
+         Kolmogorov–Smirnov test and the Wasserstein distances are for numeric features only, \
+         χ² for categorical features only.</p>"
     )
 }
 

@@ -34,10 +34,11 @@ pub(crate) fn not_estimable(reason: &str) -> String {
 }
 
 /// The wording of a value that does not apply to this kind of input (as opposed to one
-/// that the data could not support).
+/// that the data could not support): short, because it fills table cells; the reason is in
+/// its tooltip and in the note under the table.
 pub(crate) fn not_applicable(reason: &str) -> String {
     format!(
-        "<span class=\"na\">not applicable — {}</span>",
+        "<span class=\"na\" title=\"not applicable — {}\">n/a</span>",
         escape(reason)
     )
 }
@@ -341,7 +342,7 @@ caption { text-align: left; color: var(--muted); padding-bottom: .3rem; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid var(--rule); text-align: right; vertical-align: top; }
 thead th { border-bottom: 2px solid var(--ink); text-align: right; vertical-align: bottom; }
 th[scope=row], thead th:first-child { text-align: left; }
-tbody th { font-weight: 600; overflow-wrap: anywhere; max-width: 22ch; }
+tbody th { font-weight: 600; overflow-wrap: break-word; max-width: 22ch; }
 tr.main { background: #fff5e0; }
 tr.heading th { background: #f0f0f0; text-align: left; }
 td.span, .text-last td:last-child { text-align: left; }

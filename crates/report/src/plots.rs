@@ -56,20 +56,18 @@ pub(crate) fn roc_figure(report: &EvaluationReport, ctx: &ReportContext) -> Stri
     );
     let main = main_threshold(report, ctx).map(|t| (t, &t.sensitivity, &t.specificity));
     if let Some((t, Ok(sens), Ok(spec))) = main {
-        {
-            marks.push(Mark::Marker {
-                x: 1.0 - spec,
-                y: *sens,
-                text: format!("threshold {}", num(t.threshold, 2)),
-                colour: VERMILLION,
-            });
-            desc.push_str(&format!(
-                " At the main threshold {}: sensitivity {}, specificity {}.",
-                num(t.threshold, 2),
-                pct(*sens, 1),
-                pct(*spec, 1)
-            ));
-        }
+        marks.push(Mark::Marker {
+            x: 1.0 - spec,
+            y: *sens,
+            text: format!("threshold {}", num(t.threshold, 2)),
+            colour: VERMILLION,
+        });
+        desc.push_str(&format!(
+            " At the main threshold {}: sensitivity {}, specificity {}.",
+            num(t.threshold, 2),
+            pct(*sens, 1),
+            pct(*spec, 1)
+        ));
     }
     let chart = Chart {
         id: "chart-roc".into(),
@@ -124,20 +122,18 @@ pub(crate) fn pr_figure(report: &EvaluationReport, ctx: &ReportContext) -> Strin
     );
     let main = main_threshold(report, ctx).map(|t| (t, &t.sensitivity, &t.ppv));
     if let Some((t, Ok(sens), Ok(ppv))) = main {
-        {
-            marks.push(Mark::Marker {
-                x: *sens,
-                y: *ppv,
-                text: format!("threshold {}", num(t.threshold, 2)),
-                colour: VERMILLION,
-            });
-            desc.push_str(&format!(
-                " At the main threshold {}: sensitivity {}, PPV {}.",
-                num(t.threshold, 2),
-                pct(*sens, 1),
-                pct(*ppv, 1)
-            ));
-        }
+        marks.push(Mark::Marker {
+            x: *sens,
+            y: *ppv,
+            text: format!("threshold {}", num(t.threshold, 2)),
+            colour: VERMILLION,
+        });
+        desc.push_str(&format!(
+            " At the main threshold {}: sensitivity {}, PPV {}.",
+            num(t.threshold, 2),
+            pct(*sens, 1),
+            pct(*ppv, 1)
+        ));
     }
     let chart = Chart {
         id: "chart-pr".into(),

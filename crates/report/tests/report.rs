@@ -524,8 +524,9 @@ fn drift_report_ranks_features_by_severity() {
     assert!(html.contains("features drifted"));
     assert!(html.contains("not estimable — current row 42 is NaN or infinite"));
     // KS does not apply to categories: said so, not left blank.
-    assert!(html.contains("not applicable — numeric features only"));
-    assert!(html.contains("not applicable — categorical features only"));
+    assert!(html.contains("title=\"not applicable — numeric features only\">n/a</span>"));
+    assert!(html.contains("title=\"not applicable — categorical features only\">n/a</span>"));
+    assert!(html.contains("not applicable — the Kolmogorov–Smirnov test"));
     for svg in svg_blocks(&html) {
         roxmltree::Document::parse(svg).unwrap();
     }
