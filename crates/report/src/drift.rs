@@ -10,8 +10,8 @@ use crate::chart::{
     Axis, BLUE, GREY, Row, RowChart, RowKind, Stroke, VERMILLION, nice_ceil, tick_2,
 };
 use crate::html::{
-    Page, count, escape, estimate, figure, missing_figure, not_applicable, not_estimable, num,
-    table_classed,
+    Footnotes, Page, count, escape, estimate, figure, missing_figure, not_applicable,
+    not_estimable, num, table_classed,
 };
 
 /// PSI at or above this is conventionally a major shift.
@@ -235,22 +235,31 @@ fn psi_figure(ranked: &[(&String, &FeatureDrift)], ctx: &DriftContext) -> String
     )
 }
 
-fn cell(value: &Estimate<f64>, applies: bool, only: &str, digits: usize) -> String {
+fn cell(
+    notes: &mut Footnotes,
+    value: &Estimate<f64>,
+    applies: bool,
+    only: &str,
+    digits: usize,
+) -> String {
     if applies {
-        estimate(value, |v| num(v, digits))
+        notes.estimate(value, |v| num(v, digits))
     } else {
         not_applicable(only)
     }
 }
 
-fn p_cell(value: &Estimate<f64>, applies: bool, only: &str) -> String {
+fn p_cell(notes: &mut Footnotes, value: &Estimate<f64>, applies: bool, only: &str) -> String {
     match value {
-        Ok(p) if applies && p.is_finite() && *p < 0.001 => "&lt; 0.001".to_string(),
-        _ => cell(value, applies, only, 3),
+        Ok(p) if applies && p.is_finite() && *p < 0.001 => {
+            "<span class=\"nowrap\">&lt; 0.001</span>".to_string()
+        }
+        _ => cell(notes, value, applies, only, 3),
     }
 }
 
 fn feature_table(ranked: &[(&String, &FeatureDrift)]) -> String {
+    let mut notes = Footnotes::default();
     let rows: Vec<(&str, Vec<String>)> = ranked
         .iter()
         .map(|(name, d)| {
@@ -260,21 +269,21 @@ fn feature_table(ranked: &[(&String, &FeatureDrift)]) -> String {
             let drifted = match &d.drifted {
                 Ok(true) => "<span class=\"flag\">yes</span>".to_string(),
                 Ok(false) => "no".to_string(),
-                Err(e) => not_estimable(&e.reason),
+                Err(e) => notes.mark(&e.reason),
             };
             (
                 if d.drifted == Ok(true) { "main" } else { "" },
                 vec![
                     escape(name),
                     escape(d.kind),
-                    estimate(&d.psi, |v| num(v, 4)),
-                    cell(&d.ks_statistic, numeric, n_only, 4),
-                    p_cell(&d.ks_pvalue, numeric, n_only),
-                    estimate(&d.js_distance, |v| num(v, 4)),
-                    cell(&d.wasserstein, numeric, n_only, 4),
-                    cell(&d.wasserstein_normed, numeric, n_only, 4),
-                    cell(&d.chi2, !numeric, c_only, 2),
-                    p_cell(&d.chi2_pvalue, !numeric, c_only),
+                    notes.estimate(&d.psi, |v| num(v, 4)),
+                    cell(&mut notes, &d.ks_statistic, numeric, n_only, 4),
+                    p_cell(&mut notes, &d.ks_pvalue, numeric, n_only),
+                    notes.estimate(&d.js_distance, |v| num(v, 4)),
+                    cell(&mut notes, &d.wasserstein, numeric, n_only, 4),
+                    cell(&mut notes, &d.wasserstein_normed, numeric, n_only, 4),
+                    cell(&mut notes, &d.chi2, !numeric, c_only, 2),
+                    p_cell(&mut notes, &d.chi2_pvalue, !numeric, c_only),
                     drifted,
                 ],
             )
@@ -298,9 +307,10 @@ fn feature_table(ranked: &[(&String, &FeatureDrift)]) -> String {
         &rows,
     );
     format!(
-        "{table}<p class=\"footnotes\"><span class=\"na\">n/a</span>: not applicable — the \
+        "{table}{}<p class=\"footnotes\"><span class=\"na\">n/a</span>: not applicable — the \
          Kolmogorov–Smirnov test and the Wasserstein distances are for numeric features only, \
-         χ² for categorical features only.</p>"
+         χ² for categorical features only.</p>",
+        notes.render()
     )
 }
 

@@ -208,7 +208,7 @@ fn calibration(report: &EvaluationReport) -> String {
 
 fn p_value(p: f64) -> String {
     if p.is_finite() && p < 0.001 {
-        "p &lt; 0.001".to_string()
+        "<span class=\"nowrap\">p &lt; 0.001</span>".to_string()
     } else {
         format!("p = {}", num(p, 3))
     }
