@@ -297,9 +297,9 @@ fn feature_table(ranked: &[(&String, &FeatureDrift)]) -> String {
             "PSI",
             "KS statistic",
             "KS p",
-            "Jensen–Shannon",
+            "Jensen–Shannon distance",
             "Wasserstein",
-            "Normalised Wasserstein",
+            "Wasserstein (normalised)",
             "χ²",
             "χ² p",
             "Drifted",
@@ -332,7 +332,7 @@ fn methods(ctx: &DriftContext) -> String {
              of scipy.stats.ks_2samp (exact for samples up to 10,000).",
         ),
         (
-            "Jensen–Shannon",
+            "Jensen–Shannon distance",
             "Distance √((KL(p‖m) + KL(q‖m)) / 2), natural log, on the same bins.",
         ),
         (

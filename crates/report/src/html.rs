@@ -339,7 +339,7 @@ figure.missing p { border: 1px dashed var(--rule); padding: 1rem; }
 .table-wrap { overflow-x: auto; margin: .6rem 0 1rem; }
 table { border-collapse: collapse; font-size: .88rem; font-variant-numeric: tabular-nums; }
 caption { text-align: left; color: var(--muted); padding-bottom: .3rem; }
-th, td { padding: .25rem .6rem; border-bottom: 1px solid var(--rule); text-align: right; vertical-align: top; }
+th, td { padding: .25rem .45rem; border-bottom: 1px solid var(--rule); text-align: right; vertical-align: top; }
 thead th { border-bottom: 2px solid var(--ink); text-align: right; vertical-align: bottom; }
 th[scope=row], thead th:first-child { text-align: left; }
 tbody th { font-weight: 600; overflow-wrap: break-word; max-width: 22ch; }
