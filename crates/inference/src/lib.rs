@@ -11,6 +11,8 @@
 //! `Mul`, `Div`, `MatMul`, `Gemm`, `Relu`, `Sigmoid`, `Softmax`, `Concat`, `Reshape`, `Flatten`,
 //! `Slice`, `Gather`, `ArgMax`, `Constant`). Results match ONNX Runtime to float rounding.
 
+pub mod contract;
+pub mod equivalence;
 mod error;
 mod explain;
 mod ops;
@@ -18,6 +20,11 @@ mod plan;
 mod proto;
 mod tensor;
 
+pub use contract::{
+    Assembled, Contribution, Fallback, FallbackReason, FeatureOutcome, FeatureStatus, Input,
+    InputValue, Inputs, Scored, Scorer, assemble,
+};
+pub use equivalence::{EquivalenceReport, check_reference_predictions};
 pub use error::Error;
 pub use explain::Explanation;
 pub use plan::Model;
