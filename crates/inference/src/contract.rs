@@ -542,6 +542,23 @@ impl Scorer {
                 io.output, io.positive_class_index
             )));
         }
+        // A feature that passes missing values on must meet a model that copes with NaN
+        // (trees with a learned missing direction do; a linear model gives NaN). Finding out
+        // here turns a silent per-request model error into a refusal at deployment.
+        for (j, f) in contract.inputs().enumerate() {
+            if f.role == FeatureRole::Optional && f.missing == MissingPolicy::PassMissing {
+                let mut row = vec![0.0; n];
+                row[j] = f64::NAN;
+                let p = guarded(|| positive_probabilities(&model, io, element, &row, n))
+                    .map_err(|e| mismatch(format!("probing feature `{}` missing: {e}", f.name)))?;
+                if !p.iter().all(|p| (0.0..=1.0).contains(p)) {
+                    return Err(mismatch(format!(
+                        "feature `{}` passes missing values to the model, which gives no probability for them",
+                        f.name
+                    )));
+                }
+            }
+        }
         Ok(Scorer {
             contract,
             model,
@@ -916,9 +933,18 @@ range = [18, 120]
         a.iter().find(|o| o.name == name).expect("outcome")
     }
 
+    /// The contract with lactate filled rather than passed missing: a linear model needs it.
+    fn linear_contract() -> FeatureContract {
+        FeatureContract::from_toml(&CONTRACT.replace(
+            "on_missing = \"pass_missing\"",
+            "on_missing = \"fill\"\nfill_value = 1.0",
+        ))
+        .expect("contract")
+    }
+
     fn scorer() -> Scorer {
         let model = Model::from_bytes(&test_models::logistic(&WEIGHTS, -1.0)).expect("model");
-        Scorer::new(Arc::new(contract()), Arc::new(model)).expect("scorer")
+        Scorer::new(Arc::new(linear_contract()), Arc::new(model)).expect("scorer")
     }
 
     #[test]
@@ -1222,14 +1248,23 @@ range = [18, 120]
     }
 
     #[test]
-    fn scorer_falls_back_instead_of_scoring_a_pass_missing_nan_it_cannot_use() {
-        // A logistic regression cannot take NaN: the executor returns NaN, which is no probability.
+    fn scorer_refuses_pass_missing_for_a_model_that_cannot_take_nan() {
+        let model = Model::from_bytes(&test_models::logistic(&WEIGHTS, -1.0)).expect("model");
+        let e = Scorer::new(Arc::new(contract()), Arc::new(model)).expect_err("refused");
+        assert!(
+            e.to_string().contains("`lactate` passes missing values"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn scorer_fills_where_the_contract_says() {
         let s = scorer();
         let mut i = complete();
         i.remove("lactate");
-        let f = s.score(&i, now()).expect_err("fallback");
-        assert_eq!(f.reason, FallbackReason::ModelError);
-        assert_eq!(f.outcomes.len(), 6);
+        let r = s.score(&i, now()).expect("scored");
+        assert_eq!(r.assembled.row[2], 1.0);
+        assert!((0.0..=1.0).contains(&r.score));
     }
 
     #[test]
@@ -1251,15 +1286,21 @@ range = [18, 120]
 
     #[test]
     fn scorer_refuses_unknown_input_or_output_names() {
-        for (from, to, needle) in [
-            ("input = \"x\"", "input = \"float_input\"", "float_input"),
+        for (input, output, needle) in [
             (
-                "output = \"probabilities\"",
-                "output = \"output_probability\"",
+                "float_input",
+                "probabilities",
+                "`float_input` is not in the model",
+            ),
+            (
+                "x",
                 "output_probability",
+                "`output_probability` is not in the model",
             ),
         ] {
-            let c = FeatureContract::from_toml(&CONTRACT.replace(from, to)).expect("contract");
+            let mut c = linear_contract();
+            c.model.input = input.into();
+            c.model.output = output.into();
             let model = Model::from_bytes(&test_models::logistic(&WEIGHTS, 0.0)).expect("model");
             let e = Scorer::new(Arc::new(c), Arc::new(model)).expect_err("mismatch");
             assert!(e.to_string().contains(needle), "{e}");
@@ -1268,19 +1309,14 @@ range = [18, 120]
 
     #[test]
     fn scorer_refuses_an_output_without_probabilities() {
-        let c = FeatureContract::from_toml(
-            &CONTRACT.replace("output = \"probabilities\"", "output = \"label\""),
-        )
-        .expect("contract");
-        let model = Model::from_bytes(&test_models::logistic(&WEIGHTS, 0.0)).expect("model");
-        assert!(Scorer::new(Arc::new(c), Arc::new(model)).is_err());
-        let c = FeatureContract::from_toml(&CONTRACT.replace(
-            "output = \"probabilities\"",
-            "output = \"probabilities\"\npositive_class_index = 2",
-        ))
-        .expect("contract");
-        let model = Model::from_bytes(&test_models::logistic(&WEIGHTS, 0.0)).expect("model");
-        let e = Scorer::new(Arc::new(c), Arc::new(model)).expect_err("no column 2");
+        let mut c = linear_contract();
+        c.model.output = "label".into();
+        let model =
+            Arc::new(Model::from_bytes(&test_models::logistic(&WEIGHTS, 0.0)).expect("model"));
+        assert!(Scorer::new(Arc::new(c), model.clone()).is_err());
+        let mut c = linear_contract();
+        c.model.positive_class_index = 2;
+        let e = Scorer::new(Arc::new(c), model).expect_err("no column 2");
         assert!(e.to_string().contains("column 2"), "{e}");
     }
 

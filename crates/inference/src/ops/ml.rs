@@ -317,14 +317,12 @@ impl LinearClassifier {
             let s = probs[0];
             match self.post {
                 PostTransform::Probit => probs[0] = probit(s),
+                // ONNX Runtime (1.19) writes `[1 - s, s]` from the raw score here, with no
+                // logistic even when LOGISTIC is asked for; the equivalence check against the
+                // framework's probabilities is what catches such an export.
                 _ if self.adds_second_class() => {
-                    let p = if self.post == PostTransform::Logistic {
-                        logistic(s)
-                    } else {
-                        s
-                    };
-                    probs[0] = 1.0 - p;
-                    probs[1] = p;
+                    probs[0] = 1.0 - s;
+                    probs[1] = s;
                 }
                 PostTransform::Logistic => probs[0] = logistic(s),
                 _ => {}
