@@ -70,6 +70,16 @@ pub fn check_reference_predictions<R: Read>(
                 contract.model.input
             ))
         })?;
+    if !model
+        .outputs()
+        .iter()
+        .any(|o| o.name == contract.model.output)
+    {
+        return Err(Error::ContractMismatch(format!(
+            "the contract's output `{}` is not in the model",
+            contract.model.output
+        )));
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
