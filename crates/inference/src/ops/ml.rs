@@ -175,7 +175,11 @@ pub(crate) fn normalizer(t: &Tensor, norm: Norm) -> OpResult<Tensor> {
                 Norm::L1 => row.iter().map(|v| v.abs()).sum(),
                 Norm::L2 => row.iter().map(|v| v * v).sum::<f32>().sqrt(),
             };
-            row.iter_mut().for_each(|v| *v /= d);
+            // ORT leaves a row whose norm is zero as it is (an all-zero one-vs-rest row stays
+            // zeros rather than becoming 0/0 = NaN).
+            if d != 0.0 {
+                row.iter_mut().for_each(|v| *v /= d);
+            }
         }
     }
     Ok(Tensor::f32(vec![n, c], out))
@@ -472,4 +476,22 @@ pub(crate) fn array_feature_extractor(x: &Tensor, idx: &Tensor) -> OpResult<Tens
         TensorData::String(v) => TensorData::String(pick(v, outer, last, &ix)),
     };
     Tensor::new(out_shape, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizer_leaves_a_zero_norm_row_as_ort_does() {
+        // ORT 1.19.2 scores the logreg_ovr fixture as [0, 0, 0] where every one-vs-rest
+        // logistic underflows to zero; dividing by the zero L1 norm would give NaN.
+        let t = Tensor::f32(vec![2, 3], vec![0.0, 0.0, 0.0, 1.0, 3.0, 0.0]);
+        for norm in [Norm::L1, Norm::L2, Norm::Max] {
+            let out = normalizer(&t, norm).expect("normalizes");
+            let v = out.as_f32().expect("floats");
+            assert_eq!(&v[..3], &[0.0, 0.0, 0.0], "{norm:?}");
+            assert!(v[3..].iter().all(|x| x.is_finite()));
+        }
+    }
 }
