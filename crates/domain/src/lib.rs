@@ -17,7 +17,7 @@ pub mod stage;
 pub mod time;
 pub mod units;
 
-pub use audit::{AuditEvent, ChainBreak, ChainVerifier, GENESIS_HASH, NewAuditEvent};
+pub use audit::{AuditEvent, ChainBreak, ChainVerifier, GENESIS_HASH, NewAuditEvent, RawEvent};
 pub use contract::{Feature, FeatureContract, FeatureRole, FeatureType, MissingPolicy};
 pub use dataset::{DatasetFormat, DatasetManifest, DatasetSnapshot};
 pub use digest::{Digest, Sha256Writer};

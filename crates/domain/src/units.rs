@@ -420,7 +420,7 @@ pub fn convert_with_molar_mass(value: f64, from: &Unit, to: &Unit, g_per_mol: f6
     if from.is_commensurable(to) {
         return from.convert(value, to);
     }
-    if from.special.is_some() || to.special.is_some() || !(g_per_mol > 0.0) {
+    if from.special.is_some() || to.special.is_some() || g_per_mol.is_nan() || g_per_mol <= 0.0 {
         return Err(not_commensurable(from, to));
     }
     let mut mass_to_mol = from.dims;

@@ -36,6 +36,12 @@ pub enum Error {
         node: String,
         reason: String,
     },
+    /// A feature contract and a model that do not fit each other (names, widths, outputs).
+    #[error("the contract does not fit the model: {0}")]
+    ContractMismatch(String),
+    /// A reference-prediction file that cannot be read as the contract describes.
+    #[error("reference predictions, {location}: {reason}")]
+    InvalidReference { location: String, reason: String },
     /// The requested operation does not apply to this model (e.g. `predict_proba` on a regressor).
     #[error("not applicable to this model: {0}")]
     NotApplicable(String),

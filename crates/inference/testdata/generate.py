@@ -85,6 +85,7 @@ def write(name, model, x, framework_proba=None, extra=None):
     doc = {
         "name": name,
         "input": input_name,
+        "input_dtype": str(x.dtype),
         "n_features": int(x.shape[1]),
         "rows": clean(x),
         "outputs": outputs,
@@ -185,6 +186,241 @@ def main():
     write("lgbm_nan_nozipmap", lgbm_onnx, xnt, lgbm.predict_proba(xnt))
 
     write_unsupported(xt)
+    write_reference(lr, gbm, xt)
+    write_executor_gaps(x, y, yreg, xn, yn, xt, xnt)
+
+
+N_SMALL = 60  # rows per fixture for the operator-coverage fixtures, to keep testdata small
+
+
+def write_reference(lr, gbm, xt):
+    """Reference-prediction CSVs for the equivalence check, with a contract naming the inputs.
+
+    `*.reference.csv` holds the framework's own predict_proba (double precision); the perturbed
+    copy moves one probability by 1e-3 so the check must fail and name that row.
+    """
+    names = [f"f{i}" for i in range(N_FEATURES)]
+    lines = ["schema = \"vigil.contract/v1\"", "[model]", "input = \"input\"",
+             "output = \"probabilities\"", ""]
+    for n in names:
+        lines += ["[[feature]]", f"name = \"{n}\"", "type = \"float\"", "unit = \"1\"", ""]
+    with open(os.path.join(HERE, "reference.contract.toml"), "w") as f:
+        f.write("\n".join(lines))
+    rows = xt[:100]
+    for tag, est in (("logreg", lr), ("gbm", gbm)):
+        p = est.predict_proba(rows)[:, 1]
+        for suffix, probs in (("", p), ("_perturbed", perturb(p))):
+            with open(os.path.join(HERE, f"{tag}{suffix}.reference.csv"), "w") as f:
+                f.write(",".join(names + ["probability"]) + "\n")
+                for r, q in zip(rows, probs):
+                    f.write(",".join(repr(float(v)) for v in r) + "," + repr(float(q)) + "\n")
+    print("reference CSVs: written")
+
+
+PERTURBED_ROW = 37  # 1-based data row moved by 1e-3 in the perturbed reference files
+
+
+def perturb(p):
+    q = p.copy()
+    i = PERTURBED_ROW - 1
+    q[i] = q[i] + 1e-3 if q[i] < 0.5 else q[i] - 1e-3
+    return q
+
+
+def set_attr(node, name, value):
+    kept = [a for a in node.attribute if a.name != name]
+    del node.attribute[:]
+    node.attribute.extend(kept)
+    node.attribute.append(helper.make_attribute(name, value))
+
+
+def find_node(model, op_type):
+    return next(n for n in model.graph.node if n.op_type == op_type)
+
+
+def hand_model(nodes, inputs, outputs, initializers=(), opset=17, ml_opset=3):
+    graph = helper.make_graph(list(nodes), "vigil_fixture", inputs, outputs, initializer=list(initializers))
+    imports = [helper.make_opsetid("", opset), helper.make_opsetid("ai.onnx.ml", ml_opset)]
+    model = helper.make_model(graph, opset_imports=imports)
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def write_executor_gaps(x, y, yreg, xn, yn, xt, xnt):
+    import copy
+
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier, RandomForestRegressor
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    xs = xt[:N_SMALL]
+    xns = xnt[:N_SMALL]
+    # Three ordered risk classes from the same latent score.
+    y3 = np.digitize(yreg, np.quantile(yreg, [1 / 3, 2 / 3])).astype(np.int64)
+    names3 = np.array(["low", "medium", "high"])
+
+    # Multi-class classifiers: multinomial (SOFTMAX) and one-vs-rest logistic regression,
+    # boosting (one tree per class and round) and a forest (averaged leaf distributions).
+    lrm = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, y3)
+    write("logreg_multi", sk_onnx(lrm, "lrm", zipmap=False), xs, lrm.predict_proba(xs))
+    lro = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, multi_class="ovr")).fit(x, y3)
+    write("logreg_ovr", sk_onnx(lro, "lro", zipmap=False), xs, lro.predict_proba(xs))
+    gbm3 = GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0).fit(x, names3[y3])
+    write("gbm_multi_str", sk_onnx(gbm3, "gbm3"), xs, gbm3.predict_proba(xs))
+    rf3 = RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0).fit(x, y3)
+    write("rf_multi", sk_onnx(rf3, "rf3", zipmap=False), xs, rf3.predict_proba(xs))
+
+    # SimpleImputer in a pipeline becomes an Imputer node in front of the scaler.
+    imp = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression(max_iter=1000)).fit(xn, yn)
+    write("imputer_logreg", sk_onnx(imp, "imp", zipmap=False), xns, imp.predict_proba(xns))
+
+    # Binary LinearClassifier with a single coefficient row, as other exporters write it.
+    w = np.linspace(-0.5, 0.5, N_FEATURES).astype(np.float32)
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, N_FEATURES])
+    for post in ("LOGISTIC", "NONE", "PROBIT"):
+        node = helper.make_node(
+            "LinearClassifier", ["input"], ["label", "probabilities"], domain="ai.onnx.ml",
+            coefficients=(w * (0.05 if post == "PROBIT" else 1.0)).tolist(),
+            intercepts=[0.25 if post == "PROBIT" else 0.1], classlabels_ints=[0, 1], post_transform=post,
+        )
+        model = hand_model(
+            [node], [inp],
+            [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+             helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, None])],
+        )
+        write(f"linear_one_row_{post.lower()}", model, xs)
+
+    # Tree post transforms and aggregates, by editing exported ensembles: a forest regressor
+    # on the binary label has outputs in [0, 1], so PROBIT is defined on it.
+    rfr = RandomForestRegressor(n_estimators=8, max_depth=4, random_state=0).fit(x, y.astype(np.float32))
+    base = sk_onnx(rfr, "rfr")
+    for agg in ("SUM", "AVERAGE", "MIN", "MAX"):
+        m = copy.deepcopy(base)
+        node = find_node(m, "TreeEnsembleRegressor")
+        if agg != "SUM":
+            # skl2onnx pre-divides forest weights by the tree count for SUM; undo it for AVERAGE.
+            attrs = {a.name: a for a in node.attribute}
+            weights = [v * 8 for v in attrs["target_weights"].floats]
+            set_attr(node, "target_weights", weights)
+            set_attr(node, "aggregate_function", agg)
+        write(f"trees_{agg.lower()}", m, xs)
+    m = copy.deepcopy(base)
+    set_attr(find_node(m, "TreeEnsembleRegressor"), "post_transform", "PROBIT")
+    write("trees_probit", m, xs)
+    m = sk_onnx(gbm3, "gbm3", zipmap=False)
+    set_attr(find_node(m, "TreeEnsembleClassifier"), "post_transform", "SOFTMAX_ZERO")
+    write("trees_softmax_zero", m, xs)
+
+    # Double input: skl2onnx writes double thresholds and weights as *_as_tensor (ml opset 3)
+    # and ORT compares double inputs with double thresholds. Rows include values one double ULP
+    # either side of thresholds, where a float comparison would decide differently.
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType
+
+    # skl2onnx 1.17 writes float attributes for ml opset 3; the exact double thresholds are
+    # taken from the fitted trees (node ids are scikit-learn's) and written as *_as_tensor.
+    for tag, est in (("rfr", rfr), ("rf3", rf3)):
+        opts = {id(est): {"zipmap": False}} if tag == "rf3" else None
+        for dtype, name in ((DoubleTensorType, "double"), (FloatTensorType, "as_tensor")):
+            m = to_onnx(est, initial_types=[("input", dtype([None, N_FEATURES]))],
+                        options=opts, target_opset={"": 17, "ai.onnx.ml": 3})
+            as_tensor_attributes(m, est, np.float64 if name == "double" else np.float32)
+            for o in m.graph.output:  # ORT's opset-3 ensembles always output float scores
+                if o.type.tensor_type.elem_type == TensorProto.DOUBLE:
+                    o.type.tensor_type.elem_type = TensorProto.FLOAT
+            onnx.checker.check_model(m)
+            xd = near_thresholds(m, xs.astype(np.float64))
+            write(f"{name}_{tag}", m, xd if name == "double" else xd.astype(np.float32))
+
+    write_standard_ops(xs)
+
+
+def as_tensor_attributes(model, est, dtype):
+    """Moves thresholds and leaf weights into the *_as_tensor attributes of ml opset 3.
+
+    ORT requires their element type to be the input's: double for double input, float else.
+    """
+    from onnx import numpy_helper
+
+    node = next(n for n in model.graph.node if n.op_type.startswith("TreeEnsemble"))
+    attrs = {a.name: a for a in node.attribute}
+    trees = list(attrs["nodes_treeids"].ints)
+    nodes = list(attrs["nodes_nodeids"].ints)
+    floats = list(attrs["nodes_values"].floats)
+    exact = []
+    for t, n, f in zip(trees, nodes, floats):
+        v = float(est.estimators_[t].tree_.threshold[n])
+        exact.append(v if np.float32(v) == np.float32(f) else float(f))
+    weights = "target_weights" if "target_weights" in attrs else "class_weights"
+    w = np.array(attrs[weights].floats, dtype=dtype)
+    kept = [a for a in node.attribute if a.name not in ("nodes_values", weights, "nodes_hitrates")]
+    del node.attribute[:]
+    node.attribute.extend(kept)
+    node.attribute.append(helper.make_attribute(
+        "nodes_values_as_tensor", numpy_helper.from_array(np.array(exact, dtype=dtype))))
+    node.attribute.append(helper.make_attribute(
+        f"{weights}_as_tensor", numpy_helper.from_array(w)))
+    for o in model.opset_import:
+        if o.domain == "ai.onnx.ml":
+            o.version = 3
+
+
+def near_thresholds(model, xd):
+    """Replaces some cells with values just above or below a split threshold of that feature."""
+    node = next(n for n in model.graph.node if n.op_type.startswith("TreeEnsemble"))
+    attrs = {a.name: a for a in node.attribute}
+    if "nodes_values_as_tensor" in attrs:
+        values = onnx.numpy_helper.to_array(attrs["nodes_values_as_tensor"].t)
+    else:
+        values = np.array(attrs["nodes_values"].floats, dtype=np.float64)
+    feats = list(attrs["nodes_featureids"].ints)
+    modes = list(attrs["nodes_modes"].strings)
+    splits = [(f, v) for f, v, m in zip(feats, values, modes) if m != b"LEAF"]
+    out = xd.copy()
+    rng = np.random.default_rng(SEED)
+    for i in range(out.shape[0]):
+        for _ in range(4):
+            f, v = splits[rng.integers(len(splits))]
+            out[i, f] = np.nextafter(v, np.inf if rng.random() < 0.5 else -np.inf)
+    return out
+
+
+def write_standard_ops(xs):
+    """Default-domain operators in hand-built graphs: Slice, Gather, Gemm, Flatten, Softmax,
+    Normalizer (MAX, L1, L2), at a current opset and at opset 9 (Slice by attributes,
+    Softmax over the flattened trailing axes)."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(SEED + 7)
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, N_FEATURES])
+    W = numpy_helper.from_array(rng.normal(size=(4, 10)).astype(np.float32), "W")
+    B = numpy_helper.from_array(rng.normal(size=(4,)).astype(np.float32), "B")
+    idx = numpy_helper.from_array(np.array([1, 3, 5, 19], dtype=np.int64), "idx")
+    outs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, None])
+            for n in ("softmax", "gathered", "flat", "norm_max", "norm_l1", "norm_l2")]
+    norm = lambda kind: helper.make_node("Normalizer", ["input"], [f"norm_{kind.lower()}"],
+                                         domain="ai.onnx.ml", norm=kind)
+    common = [
+        helper.make_node("Gemm", ["sliced", "W", "B"], ["logits"], transB=1, alpha=0.5, beta=2.0),
+        helper.make_node("Softmax", ["logits"], ["softmax"], axis=1),
+        helper.make_node("Gather", ["input", "idx"], ["gathered"], axis=1),
+        helper.make_node("Reshape", ["gathered", "shape3"], ["cube"]),
+        helper.make_node("Flatten", ["cube"], ["flat"], axis=1),
+        norm("MAX"), norm("L1"), norm("L2"),
+    ]
+    shape3 = numpy_helper.from_array(np.array([-1, 2, 2], dtype=np.int64), "shape3")
+    starts = numpy_helper.from_array(np.array([2], dtype=np.int64), "starts")
+    ends = numpy_helper.from_array(np.array([12], dtype=np.int64), "ends")
+    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
+    m = hand_model([helper.make_node("Slice", ["input", "starts", "ends", "axes"], ["sliced"])] + common,
+                   [inp], outs, [W, B, idx, shape3, starts, ends, axes], opset=17, ml_opset=3)
+    write("standard_ops", m, xs)
+    m = hand_model([helper.make_node("Slice", ["input"], ["sliced"], starts=[2], ends=[12], axes=[1])] + common,
+                   [inp], outs, [W, B, idx, shape3], opset=9, ml_opset=1)
+    write("standard_ops_opset9", m, xs)
 
 
 def add_xgb_cover(xgb, model):

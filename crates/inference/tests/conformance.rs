@@ -46,9 +46,20 @@ fn check(name: &str) -> f64 {
     let (model, doc) = load(name);
     let (x, nf) = rows(&doc);
     let input = doc["input"].as_str().expect("input");
-    let outputs = model
-        .run(&[(input, Tensor::from_rows(x.clone(), nf).expect("rows"))])
-        .expect("run");
+    let tensor = if doc["input_dtype"] == "float64" {
+        // Double rows are read exactly: they probe thresholds one double ULP away.
+        let xd: Vec<f64> = doc["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .flat_map(|r| r.as_array().expect("row").iter().map(num))
+            .collect();
+        let n = xd.len() / nf;
+        Tensor::new(vec![n, nf], TensorData::F64(xd)).expect("rows")
+    } else {
+        Tensor::from_rows(x.clone(), nf).expect("rows")
+    };
+    let outputs = model.run(&[(input, tensor)]).expect("run");
     let mut max_diff = 0.0f64;
     for (out_name, value) in &outputs {
         let want = &doc["outputs"][out_name];
@@ -186,6 +197,28 @@ fixture!(lightgbm_with_nan, "lgbm_nan_nozipmap", proba);
 fixture!(mlp, "mlp_nozipmap", proba);
 fixture!(gbm_regressor, "gbr");
 fixture!(linear_regression, "linreg");
+fixture!(logreg_multinomial_softmax, "logreg_multi");
+fixture!(logreg_one_vs_rest, "logreg_ovr");
+fixture!(gbm_multiclass_string_labels_zipmap, "gbm_multi_str");
+fixture!(random_forest_multiclass, "rf_multi");
+fixture!(simple_imputer_pipeline, "imputer_logreg", proba);
+fixture!(
+    linear_one_coefficient_row_logistic,
+    "linear_one_row_logistic"
+);
+fixture!(linear_one_coefficient_row_none, "linear_one_row_none");
+fixture!(trees_aggregate_sum, "trees_sum");
+fixture!(trees_aggregate_average, "trees_average");
+fixture!(trees_aggregate_min, "trees_min");
+fixture!(trees_aggregate_max, "trees_max");
+fixture!(trees_post_probit, "trees_probit");
+fixture!(trees_post_softmax_zero, "trees_softmax_zero");
+fixture!(trees_as_tensor_float_input_regressor, "as_tensor_rfr");
+fixture!(trees_as_tensor_float_input_classifier, "as_tensor_rf3");
+fixture!(trees_double_input_regressor, "double_rfr");
+fixture!(trees_double_input_classifier, "double_rf3");
+fixture!(standard_ops, "standard_ops");
+fixture!(standard_ops_opset9, "standard_ops_opset9");
 
 #[test]
 fn unsupported_operator_is_refused_at_load_naming_it() {
@@ -196,6 +229,22 @@ fn unsupported_operator_is_refused_at_load_naming_it() {
             assert_eq!(node, "top_three");
         }
         other => panic!("expected UnsupportedOperator, got {other:?}"),
+    }
+}
+
+/// ONNX Runtime fills only the first half of this model's `[N, 2]` output (probits of each
+/// row in sequence) and leaves the rest unset (see the fixture): no defined result, so refused.
+#[test]
+fn linear_one_coefficient_row_probit_is_refused() {
+    let bytes = std::fs::read(testdata().join("linear_one_row_probit.onnx")).expect("fixture");
+    match Model::from_bytes(&bytes) {
+        Err(Error::InvalidModel {
+            op_type, reason, ..
+        }) => {
+            assert_eq!(op_type, "LinearClassifier");
+            assert!(reason.contains("PROBIT"), "{reason}");
+        }
+        other => panic!("expected InvalidModel, got {other:?}"),
     }
 }
 

@@ -2,8 +2,8 @@
 
 use rayon::prelude::*;
 use serde::Serialize;
-use vigil_domain::{AuditEvent, ChainBreak, ChainVerifier, Digest};
-use vigil_store::AuditFilter;
+use vigil_domain::{AuditEvent, ChainBreak, ChainVerifier, Digest, RawEvent};
+use vigil_store::{AuditFilter, PACKED_FIELD_SEP, PACKED_RECORD_SEP};
 
 use crate::{Result, Vigil};
 
@@ -40,31 +40,45 @@ impl VerifyReport {
 impl Vigil {
     /// Walks the whole chain from the first event, recomputing every hash and checking every
     /// link; stops at the first event where the chain fails.
+    ///
+    /// Pages are read as packed text (one query each) and the next page is fetched while the
+    /// current one is hashed, in parallel, so that reading and hashing overlap.
     pub async fn verify_audit(&self) -> Result<VerifyReport> {
         let mut v = ChainVerifier::new();
-        let mut after = 0;
+        let fetch = |store: vigil_store::Store, after: i64| {
+            tokio::spawn(async move { store.audit_packed(after, PAGE).await })
+        };
+        let mut pending = fetch(self.store.clone(), 0);
         loop {
-            let page = self
-                .store
-                .list_audit(&AuditFilter { after_seq: after, limit: PAGE, ..Default::default() })
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            // Hashing dominates and each event's hash depends only on its own fields, so it
-            // runs in parallel; the links are then checked in order.
-            let hashes: Vec<Digest> = page.par_iter().map(AuditEvent::computed_hash).collect();
-            for (e, h) in page.iter().zip(&hashes) {
-                if let Err(b) = v.check(e, h) {
-                    let message = b.to_string();
-                    return Ok(VerifyReport {
-                        verified: v.verified(),
-                        head: (v.verified() > 0).then(|| v.head()),
-                        outcome: VerifyOutcome::Broken { at: b, message },
-                    });
-                }
-            }
-            if (page.len() as i64) < PAGE {
+            let text = pending.await.map_err(|e| crate::Error::internal(e.to_string()))??;
+            if text.is_empty() {
                 break;
+            }
+            let last_seq = text
+                .rsplit(PACKED_RECORD_SEP)
+                .next()
+                .and_then(|r| r.split(PACKED_FIELD_SEP).next())
+                .and_then(|s| s.parse::<i64>().ok());
+            let full = text.matches(PACKED_RECORD_SEP).count() as i64 + 1 >= PAGE;
+            if let (Some(last), true) = (last_seq, full) {
+                pending = fetch(self.store.clone(), last);
+            } else {
+                pending = tokio::spawn(async { Ok(String::new()) });
+            }
+            let (verifier, outcome) = tokio::task::spawn_blocking(move || {
+                let r = verify_packed(&mut v, &text);
+                (v, r)
+            })
+            .await
+            .map_err(|e| crate::Error::internal(e.to_string()))?;
+            v = verifier;
+            if let Err((at, message)) = outcome {
+                pending.abort();
+                return Ok(VerifyReport {
+                    verified: v.verified(),
+                    head: (v.verified() > 0).then(|| v.head()),
+                    outcome: VerifyOutcome::Broken { at, message },
+                });
             }
         }
         Ok(VerifyReport {
@@ -77,4 +91,41 @@ impl Vigil {
     pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
         Ok(self.store.list_audit(filter).await?)
     }
+}
+
+/// Checks one packed page: splits it into events, hashes them in parallel, then checks the
+/// links in order.
+fn verify_packed(v: &mut ChainVerifier, text: &str) -> Result<(), (ChainBreak, String)> {
+    let mut events = Vec::with_capacity(PAGE as usize);
+    for record in text.split(PACKED_RECORD_SEP) {
+        let next = v.verified() + 1 + events.len() as i64;
+        let unreadable = || {
+            let at = ChainBreak::HashMismatch { seq: next };
+            let message = format!("event {next} cannot be read: the stored row was altered outside vigil");
+            (at, message)
+        };
+        let f: Vec<&str> = record.split(PACKED_FIELD_SEP).collect();
+        if f.len() != 8 {
+            return Err(unreadable());
+        }
+        let seq = f[0].parse::<i64>().map_err(|_| unreadable())?;
+        events.push(RawEvent {
+            seq,
+            at: f[1],
+            actor: f[2],
+            action: f[3],
+            subject: f[4],
+            payload: f[5],
+            prev_hash: f[6],
+            hash: f[7],
+        });
+    }
+    let hashes: Vec<Digest> = events.par_iter().map(RawEvent::computed_hash).collect();
+    for (e, h) in events.iter().zip(&hashes) {
+        v.check_raw(e, h).map_err(|b| {
+            let m = b.to_string();
+            (b, m)
+        })?;
+    }
+    Ok(())
 }

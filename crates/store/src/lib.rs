@@ -26,7 +26,7 @@ use sqlx::sqlite::{
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use vigil_domain::Digest;
 
-pub use audit::AuditFilter;
+pub use audit::{AuditFilter, PACKED_FIELD_SEP, PACKED_RECORD_SEP};
 pub use migrate::{MIGRATIONS, SchemaStatus};
 
 /// The advisory lock key that serializes writers on PostgreSQL ("vigil" in ASCII).
@@ -153,7 +153,9 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(60));
+            .busy_timeout(Duration::from_secs(60))
+            // A larger page cache keeps the audit indexes in memory as the chain grows.
+            .pragma("cache_size", "-65536");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(60))

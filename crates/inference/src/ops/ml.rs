@@ -175,7 +175,11 @@ pub(crate) fn normalizer(t: &Tensor, norm: Norm) -> OpResult<Tensor> {
                 Norm::L1 => row.iter().map(|v| v.abs()).sum(),
                 Norm::L2 => row.iter().map(|v| v * v).sum::<f32>().sqrt(),
             };
-            row.iter_mut().for_each(|v| *v /= d);
+            // ORT leaves a row whose norm is zero as it is (an all-zero one-vs-rest row stays
+            // zeros rather than becoming 0/0 = NaN).
+            if d != 0.0 {
+                row.iter_mut().for_each(|v| *v /= d);
+            }
         }
     }
     Ok(Tensor::f32(vec![n, c], out))
@@ -317,14 +321,12 @@ impl LinearClassifier {
             let s = probs[0];
             match self.post {
                 PostTransform::Probit => probs[0] = probit(s),
+                // ONNX Runtime (1.19) writes `[1 - s, s]` from the raw score here, with no
+                // logistic even when LOGISTIC is asked for; the equivalence check against the
+                // framework's probabilities is what catches such an export.
                 _ if self.adds_second_class() => {
-                    let p = if self.post == PostTransform::Logistic {
-                        logistic(s)
-                    } else {
-                        s
-                    };
-                    probs[0] = 1.0 - p;
-                    probs[1] = p;
+                    probs[0] = 1.0 - s;
+                    probs[1] = s;
                 }
                 PostTransform::Logistic => probs[0] = logistic(s),
                 _ => {}
@@ -474,4 +476,22 @@ pub(crate) fn array_feature_extractor(x: &Tensor, idx: &Tensor) -> OpResult<Tens
         TensorData::String(v) => TensorData::String(pick(v, outer, last, &ix)),
     };
     Tensor::new(out_shape, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizer_leaves_a_zero_norm_row_as_ort_does() {
+        // ORT 1.19.2 scores the logreg_ovr fixture as [0, 0, 0] where every one-vs-rest
+        // logistic underflows to zero; dividing by the zero L1 norm would give NaN.
+        let t = Tensor::f32(vec![2, 3], vec![0.0, 0.0, 0.0, 1.0, 3.0, 0.0]);
+        for norm in [Norm::L1, Norm::L2, Norm::Max] {
+            let out = normalizer(&t, norm).expect("normalizes");
+            let v = out.as_f32().expect("floats");
+            assert_eq!(&v[..3], &[0.0, 0.0, 0.0], "{norm:?}");
+            assert!(v[3..].iter().all(|x| x.is_finite()));
+        }
+    }
 }

@@ -223,6 +223,14 @@ pub(crate) fn compile(node: &NodeProto, opset: i64) -> OpResult<Option<Op>> {
             if intercepts.is_empty() {
                 intercepts = vec![0.0; k];
             }
+            let post = a.post_transform()?;
+            if k == 1 && labels.len() == 2 && post == PostTransform::Probit {
+                // ONNX Runtime writes probit scores for half of the [N, 2] output and leaves
+                // the rest unset: there is no defined result to reproduce.
+                return Err(
+                    "PROBIT with one coefficient row for two classes has no defined output".into(),
+                );
+            }
             if coef.is_empty() || coef.len() % k != 0 {
                 return Err(format!(
                     "{} coefficients do not split into {k} rows",
@@ -236,7 +244,7 @@ pub(crate) fn compile(node: &NodeProto, opset: i64) -> OpResult<Option<Op>> {
                 coef,
                 intercepts,
                 labels,
-                post: a.post_transform()?,
+                post,
             })
         }
         (true, "LinearRegressor") => {
@@ -424,7 +432,11 @@ impl Op {
             Op::LinearClassifier(l) => l.eval(tensor(ins, 0)?),
             Op::LinearRegressor(l) => one(l.eval(tensor(ins, 0)?)?),
             Op::Trees(e) => {
-                let (x, n, c) = ml::float_rows(tensor(ins, 0)?)?;
+                let t = tensor(ins, 0)?;
+                if let (Some(x), [n, c]) = (t.as_f64(), t.shape()) {
+                    return e.eval64(x, *n, *c);
+                }
+                let (x, n, c) = ml::float_rows(t)?;
                 e.eval(&x, n, c)
             }
             Op::ZipMap(labels) => Ok(vec![ml::zipmap(tensor(ins, 0)?, labels)?]),

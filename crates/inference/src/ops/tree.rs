@@ -87,6 +87,29 @@ fn find_leaf<const M: u32>(nodes: &[Node], root: usize, row: &[f32]) -> usize {
     }
 }
 
+/// The double-precision walk, for double input: ORT compares double input with double
+/// thresholds, so a value one double ULP from a threshold must go the way ORT sends it.
+fn find_leaf64(nodes: &[Node], thresholds: &[f64], root: usize, row: &[f64]) -> usize {
+    let mut i = root;
+    loop {
+        let n = nodes[i];
+        if n.meta & LEAF != 0 {
+            return n.next as usize;
+        }
+        let x = row[(n.meta & FEATURE_MASK) as usize];
+        let t = thresholds[i];
+        let go = match (n.meta >> MODE_SHIFT) & 7 {
+            LEQ => x <= t,
+            LT => x < t,
+            GTE => x >= t,
+            GT => x > t,
+            EQ => x == t,
+            _ => x != t,
+        } || (n.meta & MISSING_TRUE != 0 && x.is_nan());
+        i = if go { i + 1 } else { n.next as usize };
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Aggregate {
     Sum,
@@ -133,6 +156,10 @@ pub(crate) struct Ensemble {
     leaf_start: Vec<u32>,
     leaf_target: Vec<u32>,
     leaf_weight: Vec<f32>,
+    /// Thresholds and leaf weights as the model gives them (double for `*_as_tensor`), used
+    /// when the input is double.
+    thresholds64: Vec<f64>,
+    leaf_weight64: Vec<f64>,
     /// Per-leaf value when every leaf carries exactly one weight for output 0.
     pub single: Option<Vec<f32>>,
     /// Per-node cover for TreeSHAP (hit rates, or an even split when the model has none).
@@ -224,7 +251,7 @@ impl Ensemble {
                 }
             }
         }
-        let mut weights: HashMap<(i64, i64), Vec<(u32, f32)>> = HashMap::new();
+        let mut weights: HashMap<(i64, i64), Vec<(u32, f64)>> = HashMap::new();
         for k in 0..wn {
             let t = a.w_target[k];
             if t < 0 || t as usize >= n_outputs {
@@ -235,7 +262,7 @@ impl Ensemble {
             weights
                 .entry((a.w_tree[k], a.w_node[k]))
                 .or_default()
-                .push((t as u32, a.w_value[k] as f32));
+                .push((t as u32, a.w_value[k]));
         }
 
         let mut e = Ensemble {
@@ -246,6 +273,8 @@ impl Ensemble {
             leaf_start: vec![0],
             leaf_target: Vec::new(),
             leaf_weight: Vec::new(),
+            thresholds64: Vec::with_capacity(n),
+            leaf_weight64: Vec::new(),
             single: None,
             cover: Vec::with_capacity(n),
             cover_from_model: use_hitrates,
@@ -282,7 +311,8 @@ impl Ensemble {
                         .unwrap_or(&[])
                     {
                         e.leaf_target.push(t);
-                        e.leaf_weight.push(w);
+                        e.leaf_weight.push(w as f32);
+                        e.leaf_weight64.push(w);
                     }
                     e.leaf_start.push(e.leaf_weight.len() as u32);
                     e.nodes.push(Node {
@@ -290,6 +320,7 @@ impl Ensemble {
                         meta: LEAF,
                         next: leaf,
                     });
+                    e.thresholds64.push(0.0);
                     continue;
                 }
                 let f = a.feature_ids[i];
@@ -305,6 +336,7 @@ impl Ensemble {
                     meta,
                     next: 0,
                 });
+                e.thresholds64.push(a.values[i]);
                 let t = index[&(tree, a.true_ids[i])];
                 let fl = index[&(tree, a.false_ids[i])];
                 stack.push((fl, Some(here), cover * 0.5));
@@ -411,6 +443,37 @@ impl Ensemble {
         out: &mut [f32],
     ) -> usize {
         self.accumulate(row, scores, has);
+        self.finalize(scores, has, out)
+    }
+
+    /// Aggregated raw scores of one double row, walking with double thresholds and summing
+    /// in double; the sums are then rounded to float, where ORT's outputs live.
+    fn accumulate64(&self, row: &[f64], acc: &mut [f64], scores: &mut [f32], has: &mut [bool]) {
+        acc.iter_mut().for_each(|s| *s = 0.0);
+        has.iter_mut().for_each(|h| *h = false);
+        for &r in &self.roots {
+            let leaf = find_leaf64(&self.nodes, &self.thresholds64, r as usize, row);
+            let (lo, hi) = (
+                self.leaf_start[leaf] as usize,
+                self.leaf_start[leaf + 1] as usize,
+            );
+            for k in lo..hi {
+                let (t, w) = (self.leaf_target[k] as usize, self.leaf_weight64[k]);
+                let s = &mut acc[t];
+                match self.aggregate {
+                    Aggregate::Sum | Aggregate::Average => *s += w,
+                    Aggregate::Min => *s = if !has[t] || w < *s { w } else { *s },
+                    Aggregate::Max => *s = if !has[t] || w > *s { w } else { *s },
+                }
+                has[t] = true;
+            }
+        }
+        for (s, a) in scores.iter_mut().zip(acc.iter()) {
+            *s = *a as f32;
+        }
+    }
+
+    fn finalize(&self, scores: &mut [f32], has: &mut [bool], out: &mut [f32]) -> usize {
         match &self.kind {
             Kind::Regressor => {
                 self.finalize_regressor(scores, has, out);
@@ -589,6 +652,43 @@ impl Ensemble {
         out[1]
     }
 
+    /// Scores double rows (see [`Self::accumulate64`]).
+    pub(crate) fn eval64(&self, x: &[f64], n: usize, c: usize) -> OpResult<Vec<Value>> {
+        if c < self.n_features {
+            return Err(format!(
+                "the trees read feature {} but rows have {c} values",
+                self.n_features - 1
+            ));
+        }
+        let k = self.out_width();
+        let mut out = vec![0.0f32; n * k];
+        let mut acc = vec![0.0f64; self.n_outputs];
+        let mut scores = vec![0.0f32; self.n_outputs];
+        let mut has = vec![false; self.n_outputs];
+        let mut classes = Vec::with_capacity(n);
+        for i in 0..n {
+            self.accumulate64(&x[i * c..(i + 1) * c], &mut acc, &mut scores, &mut has);
+            classes.push(self.finalize(&mut scores, &mut has, &mut out[i * k..(i + 1) * k]));
+        }
+        self.outputs(out, n, k, &classes)
+    }
+
+    fn outputs(
+        &self,
+        out: Vec<f32>,
+        n: usize,
+        k: usize,
+        classes: &[usize],
+    ) -> OpResult<Vec<Value>> {
+        let scores = Value::Tensor(Tensor::f32(vec![n, k], out));
+        Ok(match &self.kind {
+            Kind::Regressor => vec![scores],
+            Kind::Classifier { labels, .. } => {
+                vec![Value::Tensor(labels.tensor(classes, n)), scores]
+            }
+        })
+    }
+
     pub(crate) fn eval(&self, x: &[f32], n: usize, c: usize) -> OpResult<Vec<Value>> {
         if c < self.n_features {
             return Err(format!(
@@ -605,12 +705,6 @@ impl Ensemble {
             let row = &x[i * c..(i + 1) * c];
             classes.push(self.score_row(row, &mut scores, &mut has, &mut out[i * k..(i + 1) * k]));
         }
-        let scores = Value::Tensor(Tensor::f32(vec![n, k], out));
-        Ok(match &self.kind {
-            Kind::Regressor => vec![scores],
-            Kind::Classifier { labels, .. } => {
-                vec![Value::Tensor(labels.tensor(&classes, n)), scores]
-            }
-        })
+        self.outputs(out, n, k, &classes)
     }
 }

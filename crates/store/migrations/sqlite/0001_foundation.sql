@@ -6,8 +6,8 @@ CREATE TABLE audit_events (
     action     TEXT    NOT NULL,
     subject    TEXT    NOT NULL,
     payload    TEXT    NOT NULL,
-    prev_hash  TEXT    NOT NULL UNIQUE,
-    hash       TEXT    NOT NULL UNIQUE
+    prev_hash  TEXT    NOT NULL,
+    hash       TEXT    NOT NULL
 );
 CREATE INDEX audit_events_subject ON audit_events (subject, seq);
 CREATE INDEX audit_events_action ON audit_events (action, seq);
