@@ -35,7 +35,9 @@ pub struct Location {
 
 impl Location {
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| self.home.join(DB_FILE).display().to_string())
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| self.home.join(DB_FILE).display().to_string())
     }
 }
 
@@ -61,9 +63,16 @@ pub struct InitReport {
 impl Vigil {
     /// Creates (or upgrades) a home: the folder, the artifact store and the database schema.
     /// Running it again on an initialised home changes nothing.
-    pub async fn init(loc: &Location, clock: Arc<dyn Clock>, actor: &UserName) -> Result<(Vigil, InitReport)> {
+    pub async fn init(
+        loc: &Location,
+        clock: Arc<dyn Clock>,
+        actor: &UserName,
+    ) -> Result<(Vigil, InitReport)> {
         std::fs::create_dir_all(&loc.home).map_err(|e| {
-            Error::invalid("home_unusable", format!("cannot create the home folder {}: {e}", loc.home.display()))
+            Error::invalid(
+                "home_unusable",
+                format!("cannot create the home folder {}: {e}", loc.home.display()),
+            )
         })?;
         let vigil = Self::connect(loc, clock).await?;
         let before = vigil.store.schema_status().await?;
@@ -96,7 +105,10 @@ impl Vigil {
         if loc.database_url.is_none() && !loc.home.join(DB_FILE).exists() {
             return Err(Error::precondition(
                 "home_not_initialised",
-                format!("{} is not an initialised Vigil home: run `vigil init` first", loc.home.display()),
+                format!(
+                    "{} is not an initialised Vigil home: run `vigil init` first",
+                    loc.home.display()
+                ),
             ));
         }
         let vigil = Self::connect(loc, clock).await?;
@@ -110,10 +122,18 @@ impl Vigil {
             Error::new(
                 ErrorKind::Unavailable,
                 "store_unavailable",
-                format!("cannot open the store at {}: {e}", redact_url(&loc.database_url())),
+                format!(
+                    "cannot open the store at {}: {e}",
+                    redact_url(&loc.database_url())
+                ),
             )
         })?;
-        Ok(Vigil { store, blobs: Arc::new(blobs), clock, home: loc.home.clone() })
+        Ok(Vigil {
+            store,
+            blobs: Arc::new(blobs),
+            clock,
+            home: loc.home.clone(),
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -140,7 +160,12 @@ pub fn redact_url(url: &str) -> String {
         if let Some(at) = rest.find('@') {
             let creds = &rest[..at];
             if let Some(colon) = creds.find(':') {
-                return format!("{}://{}:***{}", &url[..scheme_end], &creds[..colon], &rest[at..]);
+                return format!(
+                    "{}://{}:***{}",
+                    &url[..scheme_end],
+                    &creds[..colon],
+                    &rest[at..]
+                );
             }
         }
     }
@@ -160,7 +185,10 @@ pub(crate) fn audit_event(
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

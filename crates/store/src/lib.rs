@@ -97,6 +97,47 @@ pub(crate) enum Conn<'a> {
     Postgres(&'a mut PgConnection),
 }
 
+/// Creates an empty PostgreSQL database on the server at `server_url` (for tests and for
+/// provisioning). `name` must be a plain identifier.
+pub async fn create_postgres_database(server_url: &str, name: &str) -> Result<()> {
+    use sqlx::Connection;
+    check_identifier(name)?;
+    let mut c = PgConnection::connect(server_url).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut c)
+        .await?;
+    c.close().await?;
+    Ok(())
+}
+
+/// Drops a PostgreSQL database, ending its connections first.
+pub async fn drop_postgres_database(server_url: &str, name: &str) -> Result<()> {
+    use sqlx::Connection;
+    check_identifier(name)?;
+    let mut c = PgConnection::connect(server_url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut c)
+        .await?;
+    c.close().await?;
+    Ok(())
+}
+
+fn check_identifier(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "`{name}` is not a plain database name"
+        )))
+    }
+}
+
 /// Runs the same body against whichever backend `conn` is.
 macro_rules! on_conn {
     ($conn:expr, $c:ident => $body:expr) => {

@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use sqlx::Connection;
 use vigil_domain::Timestamp;
 use vigil_store::{BackendKind, Store};
 
@@ -85,14 +84,9 @@ impl TestDb {
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);
         let name = format!("vigil_test_{}_{}_{}", std::process::id(), n, nanos);
-        let mut admin = sqlx::PgConnection::connect(&server)
+        vigil_store::create_postgres_database(&server, &name)
             .await
-            .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {server}: {e}"));
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .await
-            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
-        let _ = admin.close().await;
+            .unwrap_or_else(|e| panic!("cannot create test database {name} on {server}: {e}"));
         let dir = tempfile::tempdir().expect("temporary folder");
         Some(TestDb {
             kind: BackendKind::Postgres,
@@ -128,14 +122,7 @@ impl Drop for TestDb {
                     .build();
                 if let Ok(rt) = rt {
                     rt.block_on(async move {
-                        if let Ok(mut c) = sqlx::PgConnection::connect(&server).await {
-                            let _ = sqlx::query(&format!(
-                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                            ))
-                            .execute(&mut c)
-                            .await;
-                            let _ = c.close().await;
-                        }
+                        let _ = vigil_store::drop_postgres_database(&server, &name).await;
                     });
                 }
             })
@@ -146,7 +133,7 @@ impl Drop for TestDb {
 
 /// Expands one async test body into a `sqlite` and a `postgres` test.
 ///
-/// ```ignore
+/// ```text
 /// both_backends! {
 ///     async fn appends_events(db) {
 ///         let store = db.store().await;
