@@ -1,5 +1,7 @@
 //! Conformance: every fixture in `testdata/` must match ONNX Runtime's outputs row by row.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use serde_json::Value as Json;

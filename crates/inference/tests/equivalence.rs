@@ -1,6 +1,8 @@
 //! The equivalence check against the training framework's own probabilities (scikit-learn's
 //! `predict_proba`, in double precision), on the fixtures `generate.py` writes.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use vigil_domain::FeatureContract;

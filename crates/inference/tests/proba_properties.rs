@@ -5,6 +5,8 @@
 //! NaN here as in ONNX Runtime; for them the property is "in [0, 1] or NaN", never a wrong
 //! number, because the scorer turns NaN into a model_error fallback.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use proptest::prelude::*;

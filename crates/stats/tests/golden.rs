@@ -1,6 +1,8 @@
 //! Golden tests: values from scikit-learn, SciPy, statsmodels and dcurves, made by
 //! `testdata/generate.py` with the versions pinned in `testdata/requirements.txt`.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::Value;
 use vigil_stats::calibration::BinStrategy;
 use vigil_stats::drift::{DriftOptions, categorical_drift, numeric_drift, wasserstein_sorted};

@@ -1,5 +1,7 @@
 //! Property tests: invariants that must hold for any input, not just the golden cases.
 
+#![allow(clippy::unwrap_used)]
+
 use proptest::prelude::*;
 use vigil_stats::threshold::SortedByClass;
 use vigil_stats::*;

@@ -16,6 +16,7 @@ pub struct AuditFilter {
 
 const COLUMNS: &str = "seq, at, actor, action, subject, payload, prev_hash, hash";
 
+#[allow(clippy::too_many_arguments)] // one argument per stored column
 fn decode(
     seq: i64,
     at: String,

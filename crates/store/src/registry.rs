@@ -92,7 +92,7 @@ async fn list_models(c: Conn<'_>) -> Result<Vec<Model>> {
 }
 
 async fn insert_model(c: Conn<'_>, m: &Model) -> Result<()> {
-    let iu = serde_json::to_string(&m.intended_use).map_err(|e| Error::corrupt(e))?;
+    let iu = serde_json::to_string(&m.intended_use).map_err(Error::corrupt)?;
     let sql = format!("INSERT INTO models ({MODEL_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)");
     let r = on_conn!(c, c => {
         sqlx::query(&sql)

@@ -1,5 +1,7 @@
 //! Store behaviour on SQLite and PostgreSQL with the same test bodies.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::json;
 use vigil_domain::{AuditEvent, ChainVerifier, NewAuditEvent, Timestamp, UserName};
 use vigil_store::{AuditFilter, Error, Store};

@@ -1,6 +1,8 @@
 //! The audit chain through the real binary: tampering of every kind is found and named, on
 //! SQLite and PostgreSQL, and concurrent writers in separate processes never fork the chain.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::process::{Command, Stdio};

@@ -1,6 +1,8 @@
 //! The registry through the real binary, on SQLite and PostgreSQL: registration, idempotence,
 //! and bad input that must fail clearly and write nothing.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use support::{Home, both_backends, example, path, write};

@@ -1,6 +1,8 @@
 //! Tidy checks on the source tree: documentation headers and layering rules that keep the
 //! architecture true (see ARCHITECTURE.md).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
