@@ -1718,6 +1718,7 @@ fn site_variation_check(acc: &Acc<'_>) -> Check {
         let mut features = Vec::new();
         let mut max_psi: f64 = 0.0;
         let mut max_ks: f64 = 0.0;
+        let mut max_miss: f64 = 0.0;
         let in_site: Vec<usize> = (0..acc.sample.rows.len())
             .filter(|&j| acc.sample.site[j] == s as u32)
             .collect();
@@ -1737,7 +1738,8 @@ fn site_variation_check(acc: &Acc<'_>) -> Check {
                 (None, None)
             };
             if rows >= MIN_GROUP_ROWS {
-                if miss_diff.abs() > MISSING_DIFF_FLAG {
+                // Only a site missing more than the rest stands out: less missing is no risk.
+                if miss_diff > MISSING_DIFF_FLAG {
                     reasons.push(format!(
                         "`{}` missing {} here vs {} pooled",
                         f.name,
@@ -1757,6 +1759,7 @@ fn site_variation_check(acc: &Acc<'_>) -> Check {
                 }
             }
             max_psi = max_psi.max(psi.unwrap_or(0.0));
+            max_miss = max_miss.max(miss_diff);
             max_ks = max_ks.max(ks.unwrap_or(0.0));
             features.push(json!({
                 "feature": f.name,
@@ -1768,11 +1771,13 @@ fn site_variation_check(acc: &Acc<'_>) -> Check {
             }));
         }
         let mut prevalence = Value::Null;
+        let mut prev_diff: f64 = 0.0;
         if let (Some(l), Some(pp)) = (&acc.label, pooled_prev) {
             let n = l.site_n.get(s).copied().unwrap_or(0);
             if n > 0 {
                 let p = rate(l.site_pos[s], n);
                 prevalence = json!({"prevalence": p, "difference": p - pp});
+                prev_diff = (p - pp).abs();
                 if n >= MIN_GROUP_ROWS && (p - pp).abs() > PREVALENCE_DIFF_FLAG {
                     reasons.push(format!("prevalence {} vs {} pooled", pct(p), pct(pp)));
                 }
@@ -1780,7 +1785,8 @@ fn site_variation_check(acc: &Acc<'_>) -> Check {
         }
         sites.push((
             reasons.len(),
-            max_psi.max(max_ks),
+            // Ranked by how many ways the site stands out, then by how far.
+            max_psi.max(max_ks).max(max_miss).max(prev_diff),
             json!({
                 "site": name,
                 "rows": rows,

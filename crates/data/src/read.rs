@@ -9,10 +9,11 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::cast::AsArray;
-use arrow_array::types::TimestampMicrosecondType;
+use arrow_array::types::Int64Type;
 use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::ProjectionMask;
@@ -744,9 +745,7 @@ fn convert_parquet_batch(
             Kind::Text => Col::Text(cast(a, &DataType::Utf8, name)?.as_string::<i32>().clone()),
             Kind::Time => match a.data_type() {
                 DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
-                    let ts = cast(a, &DataType::Timestamp(TimeUnit::Microsecond, None), name)?;
-                    let ts = ts.as_primitive::<TimestampMicrosecondType>();
-                    Col::Time(Int64Array::new(ts.values().clone(), ts.nulls().cloned()))
+                    Col::Time(micros(a, path, loc(name))?)
                 }
                 _ => {
                     let s = cast(a, &DataType::Utf8, name)?;
@@ -788,7 +787,15 @@ fn convert_parquet_batch(
             .fields()
             .iter()
             .zip(rb.columns())
-            .map(|(f, a)| cast(a, &DataType::Utf8, f.name()))
+            .map(|(f, a)| match a.data_type() {
+                // Timestamps with a named zone cannot be rendered without a zone database;
+                // their instant is what identifies the value anyway.
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
+                    let m: ArrayRef = Arc::new(micros(a, path, loc(f.name()))?);
+                    cast(&m, &DataType::Utf8, f.name())
+                }
+                _ => cast(a, &DataType::Utf8, f.name()),
+            })
             .collect::<Result<_>>()?;
         let texts: Vec<&StringArray> = texts.iter().map(|a| a.as_string::<i32>()).collect();
         let mut scratch = Vec::new();
@@ -837,5 +844,33 @@ where
             consume(b?)?;
         }
         Ok(())
+    })
+}
+
+/// A timestamp or date column as microseconds since the epoch (the zone, if any, only
+/// affects display: Arrow stores instants in UTC).
+fn micros(a: &ArrayRef, path: &Path, loc: Location) -> Result<Int64Array> {
+    let per_unit = match a.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => 1_000_000,
+        DataType::Timestamp(TimeUnit::Millisecond, _) | DataType::Date64 => 1_000,
+        DataType::Timestamp(TimeUnit::Microsecond, _) => 1,
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => -1_000,
+        DataType::Date32 => 86_400_000_000,
+        other => {
+            return Err(Error::malformed(
+                path,
+                loc,
+                format!("stored as {other}, which is not a time"),
+            ));
+        }
+    };
+    let raw = arrow_cast::cast(a, &DataType::Int64).map_err(|e| {
+        Error::malformed(path, loc.clone(), format!("cannot be read as a time: {e}"))
+    })?;
+    let raw = raw.as_primitive::<Int64Type>();
+    Ok(if per_unit > 0 {
+        raw.unary(|v: i64| v.saturating_mul(per_unit))
+    } else {
+        raw.unary(|v: i64| v.div_euclid(-per_unit))
     })
 }
