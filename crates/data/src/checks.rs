@@ -303,21 +303,21 @@ fn month_name(k: i64) -> String {
     format!("{:04}-{:02}", k.div_euclid(12), k.rem_euclid(12) + 1)
 }
 
-fn text<'b>(b: &'b Batch, i: usize) -> Option<&'b StringArray> {
+fn text(b: &Batch, i: usize) -> Option<&StringArray> {
     match &b.cols[i] {
         Col::Text(a) => Some(a),
         _ => None,
     }
 }
 
-fn number<'b>(b: &'b Batch, i: usize) -> Option<&'b Float64Array> {
+fn number(b: &Batch, i: usize) -> Option<&Float64Array> {
     match &b.cols[i] {
         Col::Number(a) => Some(a),
         _ => None,
     }
 }
 
-fn time<'b>(b: &'b Batch, i: usize) -> Option<&'b Int64Array> {
+fn time(b: &Batch, i: usize) -> Option<&Int64Array> {
     match &b.cols[i] {
         Col::Time(a) => Some(a),
         _ => None,
@@ -355,8 +355,18 @@ impl Acc<'_> {
                 } else {
                     raw
                 };
-                *slot = match self.groups.site_slots.get(name) {
-                    Some(&s) => s,
+                // A handful of sites is the common case: a scan beats hashing every row.
+                let known = if self.groups.site_names.len() <= 16 {
+                    self.groups
+                        .site_names
+                        .iter()
+                        .position(|n| n == name)
+                        .map(|i| i as u32)
+                } else {
+                    self.groups.site_slots.get(name).copied()
+                };
+                *slot = match known {
+                    Some(s) => s,
                     None => {
                         let s = self.groups.site_names.len() as u32;
                         self.groups.site_slots.insert(name.to_owned(), s);
@@ -780,17 +790,24 @@ pub fn check_dataset(
     )?;
     pipeline(batches, |b| acc.observe(b))?;
 
+    // Sorted once: outliers and site variation both read the pooled distributions.
+    let pooled: Vec<Vec<f64>> = acc
+        .sample
+        .values
+        .iter()
+        .map(|v| sorted_present(v))
+        .collect();
     let mut checks = Vec::new();
     checks.push(schema_check(&acc, &header, &requests, &outcome_col));
     missingness_checks(&acc, &mut checks);
-    range_checks(&acc, &mut checks);
-    outlier_checks(&acc, &mut checks);
+    range_checks(&acc, &pooled, &mut checks);
+    outlier_checks(&acc, &pooled, &mut checks);
     checks.push(duplicates_check(&acc));
     checks.push(patient_overlap_check(&acc, path)?);
     checks.push(leakage_check(&acc));
     checks.push(temporal_check(&acc, &outcome_col));
     checks.push(label_check(&acc));
-    checks.push(site_variation_check(&acc));
+    checks.push(site_variation_check(&acc, &pooled));
     let passed = !checks.iter().any(Check::is_blocking_failure);
     Ok(CheckReport {
         path: path.display().to_string(),
@@ -1062,9 +1079,20 @@ const CANDIDATE_UNITS: &[&str] = &[
 ];
 
 /// The unit the out-of-range values fit best, when at least 90% of them land inside the
-/// plausible range once converted from it.
-fn guess_unit(f: &Feature, values: &[f64]) -> Option<(String, usize)> {
-    let [lo, hi] = f.range?;
+/// plausible range once converted from it, and inside the bulk (1st to 99th percentile) of the
+/// in-range values when there are any: a stray 1000 is not "a percentage" just because 10 is
+/// plausible.
+fn guess_unit(f: &Feature, values: &[f64], pooled: &[f64]) -> Option<(String, usize)> {
+    let [mut lo, mut hi] = f.range?;
+    let bulk: Vec<f64> = pooled
+        .iter()
+        .copied()
+        .filter(|v| (lo..=hi).contains(v))
+        .collect();
+    if bulk.len() >= 20 {
+        lo = stats::quantile_sorted(&bulk, 0.01).unwrap_or(lo);
+        hi = stats::quantile_sorted(&bulk, 0.99).unwrap_or(hi);
+    }
     let to = f.parsed_unit.as_ref()?;
     if values.len() < 3 {
         return None;
@@ -1095,14 +1123,14 @@ fn guess_unit(f: &Feature, values: &[f64]) -> Option<(String, usize)> {
     best
 }
 
-fn range_checks(acc: &Acc<'_>, out: &mut Vec<Check>) {
-    for n in &acc.nums {
+fn range_checks(acc: &Acc<'_>, pooled: &[Vec<f64>], out: &mut Vec<Check>) {
+    for (k, n) in acc.nums.iter().enumerate() {
         let f = acc.feature(n.fi);
         let Some([lo, hi]) = f.range else { continue };
         let unit = f.unit.as_deref().unwrap_or("");
         let bad = n.below + n.above;
         let r = rate(bad, n.present);
-        let guess = guess_unit(f, &n.out_values);
+        let guess = guess_unit(f, &n.out_values, &pooled[k]);
         let mut details = json!({
             "range": [lo, hi],
             "unit": unit,
@@ -1188,7 +1216,7 @@ fn range_checks(acc: &Acc<'_>, out: &mut Vec<Check>) {
 
 fn sorted_present(v: &[f64]) -> Vec<f64> {
     let mut s: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
-    s.sort_by(f64::total_cmp);
+    s.sort_unstable_by(f64::total_cmp);
     s
 }
 
@@ -1204,14 +1232,14 @@ fn sample_note(acc: &Acc<'_>) -> String {
     }
 }
 
-fn outlier_checks(acc: &Acc<'_>, out: &mut Vec<Check>) {
+fn outlier_checks(acc: &Acc<'_>, pooled: &[Vec<f64>], out: &mut Vec<Check>) {
     for (k, n) in acc.nums.iter().enumerate() {
         let f = acc.feature(n.fi);
         if f.ty == FeatureType::Bool {
             continue;
         }
         let vals = &acc.sample.values[k];
-        let sorted = sorted_present(vals);
+        let sorted = &pooled[k];
         if sorted.len() < 20 {
             out.push(
                 Check::new(
@@ -1224,15 +1252,15 @@ fn outlier_checks(acc: &Acc<'_>, out: &mut Vec<Check>) {
             );
             continue;
         }
-        let Some((med, mad)) = stats::median_mad(&sorted) else {
+        let Some((med, mad)) = stats::median_mad(sorted) else {
             continue;
         };
         let (lo, hi, rule) = if mad > 0.0 {
             let k = 5.0 * 1.4826 * mad;
             (med - k, med + k, "|x - median| > 5 x 1.4826 x MAD")
         } else {
-            let q1 = stats::quantile_sorted(&sorted, 0.25).unwrap_or(med);
-            let q3 = stats::quantile_sorted(&sorted, 0.75).unwrap_or(med);
+            let q1 = stats::quantile_sorted(sorted, 0.25).unwrap_or(med);
+            let q3 = stats::quantile_sorted(sorted, 0.75).unwrap_or(med);
             let iqr = q3 - q1;
             if iqr <= 0.0 {
                 out.push(
@@ -1694,7 +1722,7 @@ fn label_check(acc: &Acc<'_>) -> Check {
     check.column(col).details(details)
 }
 
-fn site_variation_check(acc: &Acc<'_>) -> Check {
+fn site_variation_check(acc: &Acc<'_>, pooled: &[Vec<f64>]) -> Check {
     let g = &acc.groups;
     if acc.site_req.is_none() || g.site_names.len() < 2 {
         return Check::new(
@@ -1704,12 +1732,7 @@ fn site_variation_check(acc: &Acc<'_>) -> Check {
             "no site column, or a single site",
         );
     }
-    let pooled: Vec<Vec<f64>> = acc
-        .sample
-        .values
-        .iter()
-        .map(|v| sorted_present(v))
-        .collect();
+    let psis: Vec<Option<stats::Psi>> = pooled.iter().map(|p| stats::Psi::new(p)).collect();
     let pooled_prev = acc.label.as_ref().map(|l| rate(l.pos, l.n));
     let mut sites = Vec::new();
     for (s, name) in g.site_names.iter().enumerate() {
@@ -1731,9 +1754,12 @@ fn site_variation_check(acc: &Acc<'_>) -> Check {
                 .map(|&j| acc.sample.values[k][j])
                 .filter(|v| !v.is_nan())
                 .collect();
-            vals.sort_by(f64::total_cmp);
+            vals.sort_unstable_by(f64::total_cmp);
             let (psi, ks) = if vals.len() >= 30 && f.ty != FeatureType::Bool {
-                (stats::psi(&pooled[k], &vals), stats::ks(&pooled[k], &vals))
+                (
+                    psis[k].as_ref().and_then(|p| p.of(&vals)),
+                    stats::ks(&pooled[k], &vals),
+                )
             } else {
                 (None, None)
             };

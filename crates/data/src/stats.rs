@@ -9,7 +9,7 @@ pub fn auroc(pairs: &mut [(f64, bool)]) -> Option<f64> {
     if n_pos == 0 || n_neg == 0 {
         return None;
     }
-    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     // Sum of the mid-ranks of the positives.
     let mut rank_sum = 0.0;
     let mut i = 0;
@@ -43,33 +43,78 @@ pub fn quantile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
 pub fn median_mad(sorted: &[f64]) -> Option<(f64, f64)> {
     let med = quantile_sorted(sorted, 0.5)?;
     let mut dev: Vec<f64> = sorted.iter().map(|v| (v - med).abs()).collect();
-    dev.sort_by(f64::total_cmp);
-    Some((med, quantile_sorted(&dev, 0.5)?))
+    // The median of the deviations needs only the two middle order statistics.
+    let n = dev.len();
+    let (_, &mut hi, _) = dev.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let mad = if n % 2 == 1 {
+        hi
+    } else {
+        let lo = dev[..n / 2]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        (lo + hi) / 2.0
+    };
+    Some((med, mad))
 }
 
-/// Population stability index of `actual` against `expected`, over bins cut at the deciles
-/// of `expected` (both sorted). Empty bins are floored at 1e-4 so the index stays finite.
-pub fn psi(expected: &[f64], actual: &[f64]) -> Option<f64> {
-    if expected.is_empty() || actual.is_empty() {
-        return None;
+/// The population stability index against a fixed reference: bins cut at the reference's
+/// deciles, computed once and applied to many samples (one per site).
+#[derive(Clone, Debug)]
+pub struct Psi {
+    edges: Vec<f64>,
+    expected: Vec<f64>,
+}
+
+impl Psi {
+    /// From the sorted reference sample; `None` when it is empty.
+    pub fn new(reference: &[f64]) -> Option<Psi> {
+        if reference.is_empty() {
+            return None;
+        }
+        let mut edges: Vec<f64> = (1..10)
+            .filter_map(|k| quantile_sorted(reference, k as f64 / 10.0))
+            .collect();
+        edges.dedup();
+        let mut p = Psi {
+            edges,
+            expected: Vec::new(),
+        };
+        p.expected = p.shares(reference);
+        Some(p)
     }
-    let mut edges: Vec<f64> = (1..10)
-        .filter_map(|k| quantile_sorted(expected, k as f64 / 10.0))
-        .collect();
-    edges.dedup();
-    let shares = |v: &[f64]| {
-        let mut counts = vec![0u64; edges.len() + 1];
+
+    /// Empty bins are floored at 1e-4 so the index stays finite.
+    fn shares(&self, v: &[f64]) -> Vec<f64> {
+        let mut counts = vec![0u64; self.edges.len() + 1];
         for x in v {
-            counts[edges.partition_point(|e| e < x)] += 1;
+            counts[self.edges.partition_point(|e| e < x)] += 1;
         }
         counts
             .into_iter()
             .map(|c| (c as f64 / v.len() as f64).max(1e-4))
-            .collect::<Vec<_>>()
-    };
-    let e = shares(expected);
-    let a = shares(actual);
-    Some(e.iter().zip(&a).map(|(e, a)| (a - e) * (a / e).ln()).sum())
+            .collect()
+    }
+
+    pub fn of(&self, actual: &[f64]) -> Option<f64> {
+        if actual.is_empty() {
+            return None;
+        }
+        let a = self.shares(actual);
+        Some(
+            self.expected
+                .iter()
+                .zip(&a)
+                .map(|(e, a)| (a - e) * (a / e).ln())
+                .sum(),
+        )
+    }
+}
+
+#[cfg(test)]
+/// Population stability index of `actual` against `expected` (both sorted).
+pub fn psi(expected: &[f64], actual: &[f64]) -> Option<f64> {
+    Psi::new(expected)?.of(actual)
 }
 
 /// Two-sample Kolmogorov–Smirnov statistic of two sorted samples.
@@ -131,6 +176,7 @@ mod tests {
 
     #[test]
     fn robust_scale_and_distances() {
+        assert_eq!(median_mad(&[5.0]), Some((5.0, 0.0)));
         let v = [1.0, 2.0, 3.0, 4.0, 100.0];
         assert_eq!(median_mad(&v), Some((3.0, 1.0)));
         let a: Vec<f64> = (0..1000).map(f64::from).collect();
@@ -139,5 +185,6 @@ mod tests {
         let b: Vec<f64> = (500..1500).map(f64::from).collect();
         assert!((ks(&a, &b).unwrap_or(0.0) - 0.5).abs() < 1e-9);
         assert!(psi(&a, &b).unwrap_or(0.0) > 1.0);
+        assert_eq!(median_mad(&[1.0, 2.0, 3.0, 4.0]), Some((2.5, 1.0)));
     }
 }

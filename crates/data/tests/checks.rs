@@ -302,7 +302,6 @@ fn schema_blocks_prohibited_and_unknown_columns_and_bad_values() {
         l.push_str(",a,free text");
     }
     // Row 3 gets a heart rate that is not a number.
-    lines[3] = lines[3].replacen(",M,", ",M,", 1);
     let mut fields: Vec<String> = lines[3].split(',').map(str::to_owned).collect();
     fields[5] = "fast".into();
     lines[3] = fields.join(",");
@@ -346,8 +345,7 @@ fn unknown_columns_pass_when_the_contract_allows_them() {
         .collect();
     let p = dir.path().join("u.csv");
     std::fs::write(&p, text).unwrap();
-    let allowing = CONTRACT.replace("output = \"p\"\n", "output = \"p\"\n");
-    let allowing = allowing.replacen("[model]", "allow_unknown_columns = true\n[model]", 1);
+    let allowing = CONTRACT.replacen("[model]", "allow_unknown_columns = true\n[model]", 1);
     let c = vigil_domain::FeatureContract::from_toml(&allowing).unwrap();
     let r = check_dataset(&p, &c, &options()).unwrap();
     assert!(r.passed, "{}", r.to_text());
