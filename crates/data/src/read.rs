@@ -472,21 +472,26 @@ fn parse_plain_decimal(s: &[u8]) -> Option<f64> {
     let mut n = 0usize;
     let mut frac = 0usize;
     let mut dot = false;
+    let mut any = false;
     for &c in digits {
         match c {
             b'0'..=b'9' => {
-                n += 1;
-                if n > 15 {
+                any = true;
+                // Leading zeros add nothing to the mantissa.
+                if mant != 0 || c != b'0' {
+                    n += 1;
+                }
+                frac += usize::from(dot);
+                if n > 15 || frac > 22 {
                     return None;
                 }
                 mant = mant * 10 + u64::from(c - b'0');
-                frac += usize::from(dot);
             }
             b'.' if !dot => dot = true,
             _ => return None,
         }
     }
-    if n == 0 {
+    if !any {
         return None;
     }
     let v = mant as f64 / POW10[frac];
@@ -921,4 +926,62 @@ fn micros(a: &ArrayRef, path: &Path, loc: Location) -> Result<Int64Array> {
     } else {
         raw.unary(|v: i64| v.div_euclid(-per_unit))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_decimal_fast_path_agrees_with_the_standard_parser() {
+        let mut rng = crate::stats::SplitMix::new(42);
+        let mut cases: Vec<String> = [
+            "0",
+            "-0",
+            "1.",
+            ".5",
+            "+3.25",
+            "37.2",
+            "0.1",
+            "0.3",
+            "123456789012345",
+            "9.99999999999999",
+            "-0.000000000000001",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..100_000 {
+            let digits = 1 + rng.below(9) as u32;
+            let int = rng.below(10u64.pow(digits));
+            let dec = rng.below(7) as usize;
+            let frac = rng.below(10u64.pow(dec as u32));
+            let sign = if rng.below(4) == 0 { "-" } else { "" };
+            cases.push(if dec == 0 {
+                format!("{sign}{int}")
+            } else {
+                format!("{sign}{int}.{frac:0dec$}")
+            });
+        }
+        for s in &cases {
+            let want: f64 = s.parse().unwrap_or(f64::NAN);
+            let got = parse_plain_decimal(s.as_bytes());
+            assert_eq!(got.map(f64::to_bits), Some(want.to_bits()), "{s}");
+        }
+        for s in [
+            "",
+            "-",
+            ".",
+            "1e5",
+            "1.2.3",
+            "12a",
+            "1234567890123456",
+            "0.00000000000000000000001",
+        ] {
+            assert_eq!(parse_plain_decimal(s.as_bytes()), None, "{s}");
+        }
+        assert_eq!(parse_number(" 1e3 "), Ok(Some(1000.0)));
+        assert_eq!(parse_number("NA"), Ok(None));
+        assert_eq!(parse_number("abc"), Err(()));
+    }
 }
