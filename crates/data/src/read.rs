@@ -1,0 +1,841 @@
+//! Streaming readers for CSV and Parquet datasets: a fixed schema chosen by the caller, decoded
+//! into Arrow arrays one bounded batch at a time, with errors that name file, row and column.
+//!
+//! CSV is tokenised with `csv` (csv-core) and decoded into Arrow builders here rather than
+//! through `arrow-csv`, for three reasons: `arrow-csv` copies the offending row's data into its
+//! parse errors (patient data must not reach logs), it reports lines rather than data rows,
+//! and the duplicate-row check wants the raw bytes of each record, which it does not expose.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampMicrosecondType;
+use arrow_array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, TimeUnit};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder,
+};
+use vigil_domain::{DatasetFormat, Timestamp};
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::error::{Error, Location, Result};
+
+/// Rows per batch: large enough to amortise per-batch work, small enough that a batch of 40
+/// numeric columns stays around 20 MB.
+pub(crate) const BATCH_ROWS: usize = 64 * 1024;
+
+/// How a column is decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A number, as f64 (missing: null).
+    Number,
+    /// A boolean (`0`/`1`, `true`/`false`), as 0.0 / 1.0.
+    Flag,
+    /// Text, as UTF-8.
+    Text,
+    /// A time (`YYYY-MM-DD` or RFC 3339), as microseconds since the Unix epoch.
+    Time,
+}
+
+impl Kind {
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Number => "a number",
+            Kind::Flag => "a boolean (0/1 or true/false)",
+            Kind::Text => "text",
+            Kind::Time => "a time (YYYY-MM-DD or RFC 3339 such as 2026-01-31T08:00:00Z)",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Request {
+    pub name: String,
+    pub kind: Kind,
+}
+
+/// One decoded column of a batch.
+#[derive(Clone, Debug)]
+pub(crate) enum Col {
+    Number(Float64Array),
+    Text(StringArray),
+    Time(Int64Array),
+}
+
+/// Cells that did not parse as their column's kind, in lenient mode (decoded as null).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BadValues {
+    pub count: u64,
+    /// Row numbers of the first few.
+    pub examples: Vec<u64>,
+}
+
+/// A bounded run of consecutive rows.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// The 1-based row number of the first row.
+    pub first_row: u64,
+    pub len: usize,
+    /// In the order requested.
+    pub cols: Vec<Col>,
+    /// A 128-bit hash of every row's full content, when requested.
+    pub row_hashes: Vec<u128>,
+    /// Per requested column, in lenient mode.
+    pub bad: Vec<BadValues>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReadOptions {
+    /// Unparseable numbers and times become null and are counted instead of failing the read.
+    pub lenient: bool,
+    pub hash_rows: bool,
+    pub batch_rows: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            lenient: false,
+            hash_rows: false,
+            batch_rows: BATCH_ROWS,
+        }
+    }
+}
+
+const EXAMPLES: usize = 5;
+
+/// An opened dataset whose header (or schema) has been read.
+pub(crate) struct Table {
+    path: PathBuf,
+    format: DatasetFormat,
+    header: Vec<String>,
+    source: Source,
+}
+
+enum Source {
+    Csv(Box<csv::Reader<BufReader<File>>>),
+    Parquet {
+        file: File,
+        meta: ArrowReaderMetadata,
+    },
+}
+
+impl Table {
+    pub fn open(path: &Path) -> Result<Table> {
+        let format = DatasetFormat::from_path(&path.to_string_lossy())
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        match format {
+            DatasetFormat::Csv => open_csv(path, file),
+            DatasetFormat::Parquet => open_parquet(path, file),
+        }
+    }
+
+    pub fn format(&self) -> DatasetFormat {
+        self.format
+    }
+
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    /// The row count when the file records it (Parquet metadata); CSV needs a pass.
+    pub fn recorded_rows(&self) -> Option<u64> {
+        match &self.source {
+            Source::Csv(_) => None,
+            Source::Parquet { meta, .. } => {
+                Some(meta.metadata().file_metadata().num_rows().max(0) as u64)
+            }
+        }
+    }
+
+    /// Starts decoding the requested columns. Fails if one is absent, or (Parquet) stored with
+    /// a type that cannot hold its kind.
+    pub fn batches(self, requests: &[Request], opts: ReadOptions) -> Result<Batches> {
+        let mut idx = Vec::with_capacity(requests.len());
+        for r in requests {
+            let i = self
+                .header
+                .iter()
+                .position(|h| *h == r.name)
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "`{}` has no column `{}`",
+                        self.path.display(),
+                        r.name
+                    ))
+                })?;
+            idx.push(i);
+        }
+        let kinds: Vec<Kind> = requests.iter().map(|r| r.kind).collect();
+        let inner = match self.source {
+            Source::Csv(rdr) => Inner::Csv(Box::new(CsvBatches {
+                rdr,
+                rec: csv::ByteRecord::new(),
+                scratch: Vec::new(),
+                done: false,
+            })),
+            Source::Parquet { file, meta } => {
+                let schema = meta.schema().clone();
+                for (r, &i) in requests.iter().zip(&idx) {
+                    let dt = schema.field(i).data_type();
+                    if !parquet_type_fits(dt, r.kind) {
+                        return Err(Error::malformed(
+                            &self.path,
+                            Location {
+                                row_group: Some(0),
+                                column: Some(r.name.clone()),
+                                ..Location::default()
+                            },
+                            format!("stored as {dt}, which cannot hold {}", r.kind.expected()),
+                        ));
+                    }
+                }
+                Inner::Parquet(Box::new(ParquetBatches {
+                    file,
+                    meta,
+                    current: None,
+                    next_group: 0,
+                }))
+            }
+        };
+        Ok(Batches {
+            path: self.path,
+            header: self.header,
+            idx,
+            kinds,
+            opts,
+            rows_done: 0,
+            inner,
+        })
+    }
+}
+
+fn open_csv(path: &Path, file: File) -> Result<Table> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(BufReader::with_capacity(1 << 20, file));
+    let raw = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
+    if raw.is_empty() || (raw.len() == 1 && raw[0].is_empty()) {
+        return Err(Error::malformed(
+            path,
+            Location::default(),
+            "the file is empty: a CSV dataset starts with a header row naming its columns",
+        ));
+    }
+    let mut header = Vec::with_capacity(raw.len());
+    for (i, field) in raw.iter().enumerate() {
+        let field = field.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(field);
+        let name = std::str::from_utf8(field).map_err(|_| {
+            Error::malformed(
+                path,
+                Location {
+                    line: Some(1),
+                    column: Some(format!("#{}", i + 1)),
+                    ..Location::default()
+                },
+                "the header is not valid UTF-8",
+            )
+        })?;
+        let name = name.trim().to_owned();
+        if name.is_empty() {
+            return Err(Error::malformed(
+                path,
+                Location {
+                    line: Some(1),
+                    column: Some(format!("#{}", i + 1)),
+                    ..Location::default()
+                },
+                "the header names no column here",
+            ));
+        }
+        if header.contains(&name) {
+            return Err(Error::malformed(
+                path,
+                Location {
+                    line: Some(1),
+                    column: Some(name),
+                    ..Location::default()
+                },
+                "the header names this column twice",
+            ));
+        }
+        header.push(name);
+    }
+    Ok(Table {
+        path: path.to_owned(),
+        format: DatasetFormat::Csv,
+        header,
+        source: Source::Csv(Box::new(rdr)),
+    })
+}
+
+fn csv_error(path: &Path, e: csv::Error) -> Error {
+    let line = e.position().map(|p| p.line());
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Error::io(path, io),
+        other => Error::malformed(
+            path,
+            Location {
+                line,
+                ..Location::default()
+            },
+            format!("{other:?}"),
+        ),
+    }
+}
+
+fn open_parquet(path: &Path, file: File) -> Result<Table> {
+    let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(|e| {
+        Error::malformed(
+            path,
+            Location::default(),
+            format!("not a readable Parquet file: {e}"),
+        )
+    })?;
+    let header = meta
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    Ok(Table {
+        path: path.to_owned(),
+        format: DatasetFormat::Parquet,
+        header,
+        source: Source::Parquet { file, meta },
+    })
+}
+
+fn parquet_type_fits(dt: &DataType, kind: Kind) -> bool {
+    let numeric = dt.is_numeric() || *dt == DataType::Boolean;
+    let text = matches!(
+        dt,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) || matches!(dt, DataType::Dictionary(_, v) if matches!(**v, DataType::Utf8 | DataType::LargeUtf8));
+    match kind {
+        Kind::Number | Kind::Flag => numeric,
+        Kind::Text => numeric || text,
+        Kind::Time => {
+            text || matches!(
+                dt,
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+            )
+        }
+    }
+}
+
+/// Decodes batches; an iterator of `Result<Batch>` that stops after the first error.
+pub(crate) struct Batches {
+    path: PathBuf,
+    header: Vec<String>,
+    idx: Vec<usize>,
+    kinds: Vec<Kind>,
+    opts: ReadOptions,
+    rows_done: u64,
+    inner: Inner,
+}
+
+enum Inner {
+    Csv(Box<CsvBatches>),
+    Parquet(Box<ParquetBatches>),
+    Failed,
+}
+
+struct CsvBatches {
+    rdr: Box<csv::Reader<BufReader<File>>>,
+    rec: csv::ByteRecord,
+    scratch: Vec<u8>,
+    done: bool,
+}
+
+struct ParquetBatches {
+    file: File,
+    meta: ArrowReaderMetadata,
+    current: Option<(usize, ParquetRecordBatchReader)>,
+    next_group: usize,
+}
+
+impl Iterator for Batches {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        let out = match &mut self.inner {
+            Inner::Csv(c) => next_csv(
+                c,
+                &self.path,
+                &self.header,
+                &self.idx,
+                &self.kinds,
+                self.opts,
+                self.rows_done,
+            ),
+            Inner::Parquet(p) => next_parquet(
+                p,
+                &self.path,
+                &self.header,
+                &self.idx,
+                &self.kinds,
+                self.opts,
+                self.rows_done,
+            ),
+            Inner::Failed => return None,
+        };
+        match out {
+            Ok(Some(b)) => {
+                self.rows_done += b.len as u64;
+                Some(Ok(b))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                self.inner = Inner::Failed;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+enum Builder {
+    Number(Float64Builder),
+    Text(StringBuilder),
+    Time(Int64Builder),
+}
+
+impl Builder {
+    fn new(kind: Kind, cap: usize) -> Builder {
+        match kind {
+            Kind::Number | Kind::Flag => Builder::Number(Float64Builder::with_capacity(cap)),
+            Kind::Text => Builder::Text(StringBuilder::with_capacity(cap, cap * 8)),
+            Kind::Time => Builder::Time(Int64Builder::with_capacity(cap)),
+        }
+    }
+
+    fn finish(self) -> Col {
+        match self {
+            Builder::Number(mut b) => Col::Number(b.finish()),
+            Builder::Text(mut b) => Col::Text(b.finish()),
+            Builder::Time(mut b) => Col::Time(b.finish()),
+        }
+    }
+}
+
+/// Tokens that mean "no value" in the CSV files clinical extracts and pandas write.
+pub(crate) fn is_missing_token(s: &str) -> bool {
+    matches!(
+        s,
+        "" | "NA" | "N/A" | "NaN" | "nan" | "NULL" | "null" | "None" | "NaT"
+    )
+}
+
+/// Parses one cell; `Ok(None)` is a missing value, `Err(())` a value of the wrong kind.
+#[allow(clippy::result_unit_err)]
+pub(crate) fn parse_number(s: &str) -> Result<Option<f64>, ()> {
+    let s = s.trim();
+    if is_missing_token(s) {
+        return Ok(None);
+    }
+    match s.parse::<f64>() {
+        Ok(v) if v.is_nan() => Ok(None),
+        Ok(v) => Ok(Some(v)),
+        Err(_) => Err(()),
+    }
+}
+
+pub(crate) fn parse_flag(s: &str) -> Result<Option<f64>, ()> {
+    let s = s.trim();
+    match s {
+        "1" | "1.0" | "true" | "True" | "TRUE" => Ok(Some(1.0)),
+        "0" | "0.0" | "false" | "False" | "FALSE" => Ok(Some(0.0)),
+        _ if is_missing_token(s) => Ok(None),
+        _ => Err(()),
+    }
+}
+
+pub(crate) fn parse_time(s: &str) -> Result<Option<i64>, ()> {
+    let s = s.trim();
+    if is_missing_token(s) {
+        return Ok(None);
+    }
+    Timestamp::parse(s)
+        .map(|t| Some(t.as_micros()))
+        .map_err(|_| ())
+}
+
+fn bad_value(
+    path: &Path,
+    row: u64,
+    line: Option<u64>,
+    column: &str,
+    kind: Kind,
+    group: Option<usize>,
+) -> Error {
+    Error::malformed(
+        path,
+        Location {
+            row: Some(row),
+            line,
+            row_group: group,
+            column: Some(column.to_owned()),
+        },
+        format!("the value is not {}", kind.expected()),
+    )
+}
+
+fn note_bad(bad: &mut BadValues, row: u64) {
+    bad.count += 1;
+    if bad.examples.len() < EXAMPLES {
+        bad.examples.push(row);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn next_csv(
+    c: &mut CsvBatches,
+    path: &Path,
+    header: &[String],
+    idx: &[usize],
+    kinds: &[Kind],
+    opts: ReadOptions,
+    rows_done: u64,
+) -> Result<Option<Batch>> {
+    if c.done {
+        return Ok(None);
+    }
+    let cap = opts.batch_rows;
+    let mut builders: Vec<Builder> = kinds.iter().map(|&k| Builder::new(k, cap)).collect();
+    let mut bad = vec![BadValues::default(); kinds.len()];
+    let mut hashes = Vec::with_capacity(if opts.hash_rows { cap } else { 0 });
+    let mut len = 0usize;
+    while len < cap {
+        match c.rdr.read_byte_record(&mut c.rec) {
+            Ok(true) => {}
+            Ok(false) => {
+                c.done = true;
+                break;
+            }
+            Err(e) => return Err(csv_error(path, e)),
+        }
+        let row = rows_done + len as u64 + 1;
+        let line = c.rec.position().map(|p| p.line());
+        let rec = &c.rec;
+        if rec.len() != header.len() {
+            let (column, reason) = if rec.len() < header.len() {
+                (
+                    Some(header[rec.len()].clone()),
+                    format!(
+                        "the row has {} fields but the header has {}: this column and the ones after it are missing",
+                        rec.len(),
+                        header.len()
+                    ),
+                )
+            } else {
+                (
+                    header.last().cloned(),
+                    format!(
+                        "the row has {} fields but the header has {}: extra fields after this last column",
+                        rec.len(),
+                        header.len()
+                    ),
+                )
+            };
+            return Err(Error::malformed(
+                path,
+                Location {
+                    row: Some(row),
+                    line,
+                    row_group: None,
+                    column,
+                },
+                reason,
+            ));
+        }
+        if std::str::from_utf8(rec.as_slice()).is_err()
+            || rec.iter().any(|f| std::str::from_utf8(f).is_err())
+        {
+            let col = rec
+                .iter()
+                .position(|f| std::str::from_utf8(f).is_err())
+                .unwrap_or(0);
+            return Err(Error::malformed(
+                path,
+                Location {
+                    row: Some(row),
+                    line,
+                    row_group: None,
+                    column: Some(header[col].clone()),
+                },
+                "the value is not valid UTF-8 (the file must be UTF-8 encoded)",
+            ));
+        }
+        for (j, (&i, b)) in idx.iter().zip(builders.iter_mut()).enumerate() {
+            // Every field was validated as UTF-8 above.
+            let s = std::str::from_utf8(&rec[i]).unwrap_or_default();
+            match b {
+                Builder::Text(b) => b.append_value(s),
+                Builder::Number(b) => {
+                    let parsed = if kinds[j] == Kind::Flag {
+                        parse_flag(s)
+                    } else {
+                        parse_number(s)
+                    };
+                    match parsed {
+                        Ok(v) => b.append_option(v),
+                        Err(()) if opts.lenient => {
+                            note_bad(&mut bad[j], row);
+                            b.append_null();
+                        }
+                        Err(()) => {
+                            return Err(bad_value(path, row, line, &header[i], kinds[j], None));
+                        }
+                    }
+                }
+                Builder::Time(b) => match parse_time(s) {
+                    Ok(v) => b.append_option(v),
+                    Err(()) if opts.lenient => {
+                        note_bad(&mut bad[j], row);
+                        b.append_null();
+                    }
+                    Err(()) => {
+                        return Err(bad_value(path, row, line, &header[i], Kind::Time, None));
+                    }
+                },
+            }
+        }
+        if opts.hash_rows {
+            c.scratch.clear();
+            for f in rec.iter() {
+                // Length-prefixed so that `a,bc` and `ab,c` differ.
+                c.scratch.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                c.scratch.extend_from_slice(f);
+            }
+            hashes.push(xxh3_128(&c.scratch));
+        }
+        len += 1;
+    }
+    if len == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Batch {
+        first_row: rows_done + 1,
+        len,
+        cols: builders.into_iter().map(Builder::finish).collect(),
+        row_hashes: hashes,
+        bad,
+    }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn next_parquet(
+    p: &mut ParquetBatches,
+    path: &Path,
+    header: &[String],
+    idx: &[usize],
+    kinds: &[Kind],
+    opts: ReadOptions,
+    rows_done: u64,
+) -> Result<Option<Batch>> {
+    loop {
+        if p.current.is_none() {
+            let n_groups = p.meta.metadata().num_row_groups();
+            if p.next_group >= n_groups {
+                return Ok(None);
+            }
+            let g = p.next_group;
+            p.next_group += 1;
+            let file = p.file.try_clone().map_err(|e| Error::io(path, e))?;
+            let mask = if opts.hash_rows {
+                ProjectionMask::all()
+            } else {
+                let mut roots = idx.to_vec();
+                roots.sort_unstable();
+                roots.dedup();
+                ProjectionMask::roots(p.meta.parquet_schema(), roots)
+            };
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, p.meta.clone())
+                .with_row_groups(vec![g])
+                .with_projection(mask)
+                .with_batch_size(opts.batch_rows)
+                .build()
+                .map_err(|e| {
+                    Error::malformed(
+                        path,
+                        Location {
+                            row_group: Some(g),
+                            ..Location::default()
+                        },
+                        format!("cannot be decoded: {e}"),
+                    )
+                })?;
+            p.current = Some((g, reader));
+        }
+        let Some((g, reader)) = p.current.as_mut() else {
+            continue;
+        };
+        let g = *g;
+        match reader.next() {
+            None => {
+                p.current = None;
+            }
+            Some(Err(e)) => {
+                return Err(Error::malformed(
+                    path,
+                    Location {
+                        row_group: Some(g),
+                        ..Location::default()
+                    },
+                    format!("cannot be decoded: {e}"),
+                ));
+            }
+            Some(Ok(rb)) if rb.num_rows() == 0 => {}
+            Some(Ok(rb)) => {
+                return convert_parquet_batch(rb, path, header, idx, kinds, opts, rows_done, g)
+                    .map(Some);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn convert_parquet_batch(
+    rb: RecordBatch,
+    path: &Path,
+    header: &[String],
+    idx: &[usize],
+    kinds: &[Kind],
+    opts: ReadOptions,
+    rows_done: u64,
+    group: usize,
+) -> Result<Batch> {
+    let len = rb.num_rows();
+    let first_row = rows_done + 1;
+    let loc = |column: &str| Location {
+        row: None,
+        line: None,
+        row_group: Some(group),
+        column: Some(column.to_owned()),
+    };
+    let cast = |a: &ArrayRef, to: &DataType, column: &str| {
+        arrow_cast::cast(a, to).map_err(|e| {
+            Error::malformed(
+                path,
+                loc(column),
+                format!("cannot be converted to {to}: {e}"),
+            )
+        })
+    };
+    let mut cols = Vec::with_capacity(idx.len());
+    let mut bad = vec![BadValues::default(); idx.len()];
+    for (j, (&i, &kind)) in idx.iter().zip(kinds).enumerate() {
+        let name = &header[i];
+        let a = rb
+            .column_by_name(name)
+            .ok_or_else(|| Error::malformed(path, loc(name), "column absent from the batch"))?;
+        let col = match kind {
+            Kind::Number | Kind::Flag => {
+                Col::Number(cast(a, &DataType::Float64, name)?.as_primitive().clone())
+            }
+            Kind::Text => Col::Text(cast(a, &DataType::Utf8, name)?.as_string::<i32>().clone()),
+            Kind::Time => match a.data_type() {
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64 => {
+                    let ts = cast(a, &DataType::Timestamp(TimeUnit::Microsecond, None), name)?;
+                    let ts = ts.as_primitive::<TimestampMicrosecondType>();
+                    Col::Time(Int64Array::new(ts.values().clone(), ts.nulls().cloned()))
+                }
+                _ => {
+                    let s = cast(a, &DataType::Utf8, name)?;
+                    let s = s.as_string::<i32>();
+                    let mut b = Int64Builder::with_capacity(len);
+                    for r in 0..len {
+                        if s.is_null(r) {
+                            b.append_null();
+                            continue;
+                        }
+                        match parse_time(s.value(r)) {
+                            Ok(v) => b.append_option(v),
+                            Err(()) if opts.lenient => {
+                                note_bad(&mut bad[j], first_row + r as u64);
+                                b.append_null();
+                            }
+                            Err(()) => {
+                                return Err(bad_value(
+                                    path,
+                                    first_row + r as u64,
+                                    None,
+                                    name,
+                                    Kind::Time,
+                                    Some(group),
+                                ));
+                            }
+                        }
+                    }
+                    Col::Time(b.finish())
+                }
+            },
+        };
+        cols.push(col);
+    }
+    let mut row_hashes = Vec::new();
+    if opts.hash_rows {
+        let texts: Vec<ArrayRef> = rb
+            .schema()
+            .fields()
+            .iter()
+            .zip(rb.columns())
+            .map(|(f, a)| cast(a, &DataType::Utf8, f.name()))
+            .collect::<Result<_>>()?;
+        let texts: Vec<&StringArray> = texts.iter().map(|a| a.as_string::<i32>()).collect();
+        let mut scratch = Vec::new();
+        row_hashes.reserve(len);
+        for r in 0..len {
+            scratch.clear();
+            for t in &texts {
+                if t.is_null(r) {
+                    scratch.extend_from_slice(&u32::MAX.to_le_bytes());
+                } else {
+                    let v = t.value(r).as_bytes();
+                    scratch.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    scratch.extend_from_slice(v);
+                }
+            }
+            row_hashes.push(xxh3_128(&scratch));
+        }
+    }
+    Ok(Batch {
+        first_row,
+        len,
+        cols,
+        row_hashes,
+        bad,
+    })
+}
+
+/// Runs `decode` on a reader thread and `consume` on this one, so that parsing and checking
+/// overlap on two cores. At most a few batches are in flight, which bounds memory.
+pub(crate) fn pipeline<F>(batches: Batches, mut consume: F) -> Result<()>
+where
+    F: FnMut(Batch) -> Result<()>,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Batch>>(2);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            for b in batches {
+                let stop = b.is_err();
+                if tx.send(b).is_err() || stop {
+                    break;
+                }
+            }
+        });
+        // Dropping the receiver on an early return unblocks and ends the reader thread.
+        for b in rx {
+            consume(b?)?;
+        }
+        Ok(())
+    })
+}
