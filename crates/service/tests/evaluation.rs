@@ -107,7 +107,7 @@ both_backends! {
             .await
             .unwrap();
         assert_eq!(events.len(), 1);
-        let p = &events[0].payload;
+        let p: serde_json::Value = serde_json::from_str(&events[0].payload).unwrap();
         assert_eq!(p["id"], r.evaluation.id.to_string());
         assert_eq!(p["release"], release);
         assert_eq!(p["dataset"], dataset);
