@@ -109,7 +109,10 @@ mod tests {
             report: Pinned { digest: d, size: 1 },
         };
         let id = m.id().expect("valid manifest");
-        assert_eq!(id.digest(), Digest::of(m.canonical().expect("canonical").as_bytes()));
+        assert_eq!(
+            id.digest(),
+            Digest::of(m.canonical().expect("canonical").as_bytes())
+        );
         let mut other = m.clone();
         other.options = serde_json::json!({"label_col": "other"});
         assert_ne!(other.id().expect("valid"), id);

@@ -20,7 +20,11 @@ pub(crate) struct DataFile {
 
 impl DataFile {
     pub fn user(path: &Path) -> DataFile {
-        DataFile { path: path.to_owned(), shown: path.display().to_string(), link: None }
+        DataFile {
+            path: path.to_owned(),
+            shown: path.display().to_string(),
+            link: None,
+        }
     }
 }
 
@@ -50,10 +54,15 @@ impl Vigil {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
-        let link = dir.join(format!("{}-{}-{nonce}.{ext}", digest.to_hex(), std::process::id()));
+        let link = dir.join(format!(
+            "{}-{}-{nonce}.{ext}",
+            digest.to_hex(),
+            std::process::id()
+        ));
         if std::fs::hard_link(&stored, &link).is_err() {
-            std::fs::copy(&stored, &link)
-                .map_err(|e| Error::internal(format!("cannot stage the snapshot for reading: {e}")))?;
+            std::fs::copy(&stored, &link).map_err(|e| {
+                Error::internal(format!("cannot stage the snapshot for reading: {e}"))
+            })?;
         }
         Ok(DataFile {
             path: link.clone(),
@@ -73,7 +82,11 @@ pub(crate) enum Role {
 }
 
 /// Reads `specs` from `file`; `roles` gives each column's role for error codes.
-pub(crate) fn read(file: &DataFile, specs: &[ColumnSpec], roles: &[(String, Role)]) -> Result<Columns> {
+pub(crate) fn read(
+    file: &DataFile,
+    specs: &[ColumnSpec],
+    roles: &[(String, Role)],
+) -> Result<Columns> {
     vigil_data::read_columns(&file.path, specs).map_err(|e| data_error(file, e, roles))
 }
 
@@ -81,10 +94,13 @@ fn data_error(file: &DataFile, e: vigil_data::Error, roles: &[(String, Role)]) -
     use vigil_data::Error as D;
     let shown = |s: String| s.replace(&file.path.display().to_string(), &file.shown);
     match e {
-        D::NotFound { .. } => Error::invalid("file_not_found", format!("`{}`: no such file", file.shown)),
-        D::Unavailable { source, .. } => {
-            Error::invalid("file_unreadable", format!("`{}`: cannot be read: {source}", file.shown))
+        D::NotFound { .. } => {
+            Error::invalid("file_not_found", format!("`{}`: no such file", file.shown))
         }
+        D::Unavailable { source, .. } => Error::invalid(
+            "file_unreadable",
+            format!("`{}`: cannot be read: {source}", file.shown),
+        ),
         D::Malformed(m) => {
             let role = m
                 .location
@@ -107,26 +123,40 @@ fn data_error(file: &DataFile, e: vigil_data::Error, roles: &[(String, Role)]) -
 
 /// Where a cell is, in the data crate's words (rows are 1-based, header excluded).
 pub(crate) fn at(file: &DataFile, row0: usize, column: &str) -> String {
-    format!("`{}`: row {} (1-based, header excluded), column `{column}`", file.shown, row0 + 1)
+    format!(
+        "`{}`: row {} (1-based, header excluded), column `{column}`",
+        file.shown,
+        row0 + 1
+    )
 }
 
 /// Scores: every cell present, finite and in `[0, 1]`.
 pub(crate) fn scores(file: &DataFile, cols: &Columns, name: &str) -> Result<Vec<f64>> {
     let values = match cols.find(name) {
         Some(ColumnData::Number { values, .. }) => values,
-        _ => return Err(Error::internal(format!("column `{name}` was not read as numbers"))),
+        _ => {
+            return Err(Error::internal(format!(
+                "column `{name}` was not read as numbers"
+            )));
+        }
     };
     for (i, &v) in values.iter().enumerate() {
         if v.is_nan() {
             return Err(Error::invalid(
                 "score_missing",
-                format!("{}: the score is empty or NaN; every row needs a score", at(file, i, name)),
+                format!(
+                    "{}: the score is empty or NaN; every row needs a score",
+                    at(file, i, name)
+                ),
             ));
         }
         if !(0.0..=1.0).contains(&v) {
             return Err(Error::invalid(
                 "score_out_of_range",
-                format!("{}: the score {v} is outside [0, 1]; scores must be probabilities", at(file, i, name)),
+                format!(
+                    "{}: the score {v} is outside [0, 1]; scores must be probabilities",
+                    at(file, i, name)
+                ),
             ));
         }
     }
@@ -135,7 +165,12 @@ pub(crate) fn scores(file: &DataFile, cols: &Columns, name: &str) -> Result<Vec<
 
 /// Labels as 0/1 from a text column: `0`/`1` (also `0.0`/`1.0`, `true`/`false`), or, with
 /// `positive`, 1 for that value and 0 for the one other value the column may hold.
-pub(crate) fn labels(file: &DataFile, cols: &Columns, name: &str, positive: Option<&str>) -> Result<Vec<f64>> {
+pub(crate) fn labels(
+    file: &DataFile,
+    cols: &Columns,
+    name: &str,
+    positive: Option<&str>,
+) -> Result<Vec<f64>> {
     let texts = text(cols, name)?;
     let mut other: Option<&str> = None;
     let mut out = Vec::with_capacity(texts.len());
@@ -144,7 +179,10 @@ pub(crate) fn labels(file: &DataFile, cols: &Columns, name: &str, positive: Opti
         if is_missing(s) {
             return Err(Error::invalid(
                 "label_missing",
-                format!("{}: the label is empty; every row needs an outcome", at(file, i, name)),
+                format!(
+                    "{}: the label is empty; every row needs an outcome",
+                    at(file, i, name)
+                ),
             ));
         }
         let v = match positive {
@@ -186,19 +224,25 @@ pub(crate) fn labels(file: &DataFile, cols: &Columns, name: &str, positive: Opti
 
 /// Times as Unix seconds; a missing time is an error (temporal validation needs every row).
 pub(crate) fn times(file: &DataFile, cols: &Columns, name: &str) -> Result<Vec<i64>> {
-    let t = cols.get_times(name).map_err(|e| Error::internal(e.to_string()))?;
+    let t = cols
+        .get_times(name)
+        .map_err(|e| Error::internal(e.to_string()))?;
     t.iter()
         .enumerate()
         .map(|(i, v)| {
             v.ok_or_else(|| {
-                Error::invalid("time_missing", format!("{}: the time is empty", at(file, i, name)))
+                Error::invalid(
+                    "time_missing",
+                    format!("{}: the time is empty", at(file, i, name)),
+                )
             })
         })
         .collect()
 }
 
 pub(crate) fn text<'a>(cols: &'a Columns, name: &str) -> Result<&'a [String]> {
-    cols.get_texts(name).map_err(|e| Error::internal(e.to_string()))
+    cols.get_texts(name)
+        .map_err(|e| Error::internal(e.to_string()))
 }
 
 /// Subgroup values; an empty cell is its own group, `(missing)`, because who lacks a value
@@ -206,13 +250,22 @@ pub(crate) fn text<'a>(cols: &'a Columns, name: &str) -> Result<&'a [String]> {
 pub(crate) fn groups(cols: &Columns, name: &str) -> Result<Vec<String>> {
     Ok(text(cols, name)?
         .iter()
-        .map(|s| if is_missing(s.trim()) { "(missing)".to_owned() } else { s.clone() })
+        .map(|s| {
+            if is_missing(s.trim()) {
+                "(missing)".to_owned()
+            } else {
+                s.clone()
+            }
+        })
         .collect())
 }
 
 /// The cell values that mean "no value" (as pandas and clinical extracts write them).
 pub(crate) fn is_missing(s: &str) -> bool {
-    matches!(s, "" | "NA" | "N/A" | "NaN" | "nan" | "NULL" | "null" | "None" | "NaT")
+    matches!(
+        s,
+        "" | "NA" | "N/A" | "NaN" | "nan" | "NULL" | "null" | "None" | "NaT"
+    )
 }
 
 pub(crate) fn spec(name: &str, ty: ColumnType) -> ColumnSpec {

@@ -65,9 +65,15 @@ pub struct DriftColumn {
 }
 
 fn header(file: &DataFile) -> Result<Vec<String>> {
-    vigil_data::summarize(&file.path).map(|s| s.columns).map_err(|e| {
-        Error::invalid("dataset_unreadable", e.to_string().replace(&file.path.display().to_string(), &file.shown))
-    })
+    vigil_data::summarize(&file.path)
+        .map(|s| s.columns)
+        .map_err(|e| {
+            Error::invalid(
+                "dataset_unreadable",
+                e.to_string()
+                    .replace(&file.path.display().to_string(), &file.shown),
+            )
+        })
 }
 
 /// Measures the drift of each column from `reference` to `current`.
@@ -87,7 +93,10 @@ pub fn drift(req: DriftRequest) -> Result<DriftOutcome> {
             (true, true) => names.push(c),
             (r, _) if explicit => {
                 let which = if r { &cf.shown } else { &rf.shown };
-                return Err(Error::invalid("column_missing", format!("`{which}` has no column `{c}`")));
+                return Err(Error::invalid(
+                    "column_missing",
+                    format!("`{which}` has no column `{c}`"),
+                ));
             }
             (false, _) => {
                 skipped.insert(c, "not in the reference".into());
@@ -110,7 +119,8 @@ pub fn drift(req: DriftRequest) -> Result<DriftOutcome> {
             Some(f) => matches!(f.ty, FeatureType::Float | FeatureType::Int),
             None => all_numeric(r) && all_numeric(c),
         };
-        let present = |v: &[String]| v.iter().filter(|s| !columns::is_missing(s.trim())).count() as u64;
+        let present =
+            |v: &[String]| v.iter().filter(|s| !columns::is_missing(s.trim())).count() as u64;
         let col = DriftColumn {
             kind: if kind { "numeric" } else { "categorical" },
             reference_missing: r.len() as u64 - present(r),
@@ -118,7 +128,10 @@ pub fn drift(req: DriftRequest) -> Result<DriftOutcome> {
         };
         if kind {
             let nums = |v: &[String]| -> Vec<f64> {
-                v.iter().filter_map(|s| s.trim().parse::<f64>().ok()).filter(|x| x.is_finite()).collect()
+                v.iter()
+                    .filter_map(|s| s.trim().parse::<f64>().ok())
+                    .filter(|x| x.is_finite())
+                    .collect()
             };
             reference.insert(n.clone(), FeatureValues::Numeric(nums(r)));
             current.insert(n.clone(), FeatureValues::Numeric(nums(c)));
@@ -126,12 +139,25 @@ pub fn drift(req: DriftRequest) -> Result<DriftOutcome> {
             // Identifiers and timestamps are nearly all distinct: their "drift" means nothing
             // and would drown the table, so they are left out unless asked for by name.
             let distinct = r.iter().collect::<HashSet<_>>().len();
-            if !explicit && req.contract.is_none() && distinct > 50 && distinct as f64 > 0.5 * r.len() as f64 {
-                skipped.insert(n.clone(), format!("{distinct} distinct values in {} rows: an identifier or time", r.len()));
+            if !explicit
+                && req.contract.is_none()
+                && distinct > 50
+                && distinct as f64 > 0.5 * r.len() as f64
+            {
+                skipped.insert(
+                    n.clone(),
+                    format!(
+                        "{distinct} distinct values in {} rows: an identifier or time",
+                        r.len()
+                    ),
+                );
                 continue;
             }
             let cats = |v: &[String]| -> Vec<String> {
-                v.iter().filter(|s| !columns::is_missing(s.trim())).cloned().collect()
+                v.iter()
+                    .filter(|s| !columns::is_missing(s.trim()))
+                    .cloned()
+                    .collect()
             };
             reference.insert(n.clone(), FeatureValues::Categorical(cats(r)));
             current.insert(n.clone(), FeatureValues::Categorical(cats(c)));

@@ -21,7 +21,7 @@ use vigil_domain::{
 };
 use vigil_inference::{Fallback, Input, Inputs, Scorer};
 use vigil_report::ReportContext;
-use vigil_stats::{EvaluationInput, EvaluationOptions, Estimate};
+use vigil_stats::{Estimate, EvaluationInput, EvaluationOptions};
 
 pub use vigil_stats::{BootstrapOptions, EvaluationReport, Period};
 
@@ -63,14 +63,20 @@ impl EvaluationSettings {
     fn check(&self) -> Result<()> {
         for t in &self.thresholds {
             if !(t.is_finite() && (0.0..=1.0).contains(t)) {
-                return Err(Error::invalid("invalid_threshold", format!("threshold {t} must be between 0 and 1")));
+                return Err(Error::invalid(
+                    "invalid_threshold",
+                    format!("threshold {t} must be between 0 and 1"),
+                ));
             }
         }
         if let Some(b) = &self.bootstrap {
             if !(b.level.is_finite() && b.level > 0.0 && b.level < 1.0) {
                 return Err(Error::invalid(
                     "invalid_ci",
-                    format!("the interval level {} must be strictly between 0 and 1 (e.g. 0.95)", b.level),
+                    format!(
+                        "the interval level {} must be strictly between 0 and 1 (e.g. 0.95)",
+                        b.level
+                    ),
                 ));
             }
             if b.replicates < 2 {
@@ -142,9 +148,22 @@ impl Outcomes {
         for g in &s.group_cols {
             subgroups.insert(g.clone(), columns::groups(cols, g)?);
         }
-        let patients = s.patient_col.as_deref().map(|p| columns::text(cols, p).map(<[String]>::to_vec)).transpose()?;
-        let times = s.time_col.as_deref().map(|t| columns::times(file, cols, t)).transpose()?;
-        Ok(Outcomes { labels, subgroups, patients, times })
+        let patients = s
+            .patient_col
+            .as_deref()
+            .map(|p| columns::text(cols, p).map(<[String]>::to_vec))
+            .transpose()?;
+        let times = s
+            .time_col
+            .as_deref()
+            .map(|t| columns::times(file, cols, t))
+            .transpose()?;
+        Ok(Outcomes {
+            labels,
+            subgroups,
+            patients,
+            times,
+        })
     }
 
     /// The evaluation input of the rows in `keep`, with their scores.
@@ -154,23 +173,44 @@ impl Outcomes {
             scores,
             labels: keep.iter().map(|&i| self.labels[i]).collect(),
             patient_ids: self.patients.as_deref().map(pick_s),
-            timestamps: self.times.as_ref().map(|t| keep.iter().map(|&i| t[i]).collect()),
-            subgroups: self.subgroups.iter().map(|(k, v)| (k.clone(), pick_s(v))).collect(),
+            timestamps: self
+                .times
+                .as_ref()
+                .map(|t| keep.iter().map(|&i| t[i]).collect()),
+            subgroups: self
+                .subgroups
+                .iter()
+                .map(|(k, v)| (k.clone(), pick_s(v)))
+                .collect(),
         }
     }
 }
 
-fn stats_error(file: &DataFile, score_col: &str, s: &EvaluationSettings, e: vigil_stats::InputError) -> Error {
+fn stats_error(
+    file: &DataFile,
+    score_col: &str,
+    s: &EvaluationSettings,
+    e: vigil_stats::InputError,
+) -> Error {
     use vigil_stats::InputError as I;
     match e {
-        I::Empty => Error::invalid("dataset_empty", format!("`{}` has no data rows", file.shown)),
+        I::Empty => Error::invalid(
+            "dataset_empty",
+            format!("`{}` has no data rows", file.shown),
+        ),
         I::LabelNotBinary { row, .. } => Error::invalid(
             "label_not_binary",
-            format!("{}: the label is not 0 or 1", columns::at(file, row, &s.label_col)),
+            format!(
+                "{}: the label is not 0 or 1",
+                columns::at(file, row, &s.label_col)
+            ),
         ),
         I::ScoreNotFinite { row } | I::ScoreOutsideUnitInterval { row, .. } => Error::invalid(
             "score_out_of_range",
-            format!("{}: the score is outside [0, 1]", columns::at(file, row, score_col)),
+            format!(
+                "{}: the score is outside [0, 1]",
+                columns::at(file, row, score_col)
+            ),
         ),
         other => Error::internal(other.to_string()),
     }
@@ -229,7 +269,13 @@ pub fn evaluate_scores(req: &EvaluateScores) -> Result<ScoresEvaluation> {
     let report = vigil_stats::evaluate(&input, &settings.stats_options())
         .map_err(|e| stats_error(&file, &req.score_col, &settings, e))?;
     let json = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
-    Ok(ScoresEvaluation { report, json, settings, file: file.shown.clone(), score_col: req.score_col.clone() })
+    Ok(ScoresEvaluation {
+        report,
+        json,
+        settings,
+        file: file.shown.clone(),
+        score_col: req.score_col.clone(),
+    })
 }
 
 // ---- scoring a snapshot with a release -------------------------------------------------
@@ -270,7 +316,12 @@ struct FeatureCells {
 }
 
 impl FeatureCells {
-    fn read(file: &DataFile, header: &[String], contract: &FeatureContract, extra: &EvaluationSettings) -> Result<(FeatureCells, Columns)> {
+    fn read(
+        file: &DataFile,
+        header: &[String],
+        contract: &FeatureContract,
+        extra: &EvaluationSettings,
+    ) -> Result<(FeatureCells, Columns)> {
         let (mut specs, roles) = extra.column_specs();
         let mut names = Vec::new();
         for f in contract.inputs() {
@@ -282,7 +333,10 @@ impl FeatureCells {
             } else if f.role == FeatureRole::Required {
                 return Err(Error::invalid(
                     "column_missing",
-                    format!("`{}` has no column `{}`, which the release's contract requires", file.shown, f.name),
+                    format!(
+                        "`{}` has no column `{}`, which the release's contract requires",
+                        file.shown, f.name
+                    ),
                 ));
             }
         }
@@ -308,7 +362,9 @@ impl FeatureCells {
             // A cell of the wrong kind is passed as text: the contract records it invalid and
             // applies its missing-value policy, exactly as it would for a live request.
             let input = match ty {
-                FeatureType::Float | FeatureType::Int => s.parse::<f64>().map_or_else(|_| Input::text(s), Input::number),
+                FeatureType::Float | FeatureType::Int => s
+                    .parse::<f64>()
+                    .map_or_else(|_| Input::text(s), Input::number),
                 FeatureType::Bool => match s {
                     "1" | "true" | "True" | "TRUE" => Input::boolean(true),
                     "0" | "false" | "False" | "FALSE" => Input::boolean(false),
@@ -323,18 +379,34 @@ impl FeatureCells {
 }
 
 impl ReleaseScorer {
-    fn score_rows(&self, cells: &FeatureCells, n: usize, drop: Option<&str>, now: Timestamp) -> RowScores {
+    fn score_rows(
+        &self,
+        cells: &FeatureCells,
+        n: usize,
+        drop: Option<&str>,
+        now: Timestamp,
+    ) -> RowScores {
         let results: Vec<std::result::Result<f64, Fallback>> = (0..n)
             .into_par_iter()
-            .map(|i| self.scorer.score(&cells.inputs(i, drop), now).map(|s| s.score))
+            .map(|i| {
+                self.scorer
+                    .score(&cells.inputs(i, drop), now)
+                    .map(|s| s.score)
+            })
             .collect();
-        let mut out = RowScores { scores: Vec::with_capacity(n), by_reason: BTreeMap::new(), by_feature: BTreeMap::new() };
+        let mut out = RowScores {
+            scores: Vec::with_capacity(n),
+            by_reason: BTreeMap::new(),
+            by_feature: BTreeMap::new(),
+        };
         for r in results {
             match r {
                 Ok(s) => out.scores.push(Some(s)),
                 Err(f) => {
                     out.scores.push(None);
-                    *out.by_reason.entry(f.reason.as_str().to_owned()).or_default() += 1;
+                    *out.by_reason
+                        .entry(f.reason.as_str().to_owned())
+                        .or_default() += 1;
                     for feat in f.features {
                         *out.by_feature.entry(feat).or_default() += 1;
                     }
@@ -358,10 +430,20 @@ fn est(map: &mut Map<String, Value>, key: &str, e: &Estimate<f64>) {
 }
 
 /// AUROC, AUPRC and Brier score of the scored rows.
-fn headline(scores: &[Option<f64>], labels: &[f64]) -> (Estimate<f64>, Estimate<f64>, Estimate<f64>) {
-    let (s, y): (Vec<f64>, Vec<bool>) =
-        scores.iter().zip(labels).filter_map(|(s, &y)| s.map(|s| (s, y == 1.0))).unzip();
-    (vigil_stats::auroc(&s, &y), vigil_stats::average_precision(&s, &y), vigil_stats::brier(&s, &y))
+fn headline(
+    scores: &[Option<f64>],
+    labels: &[f64],
+) -> (Estimate<f64>, Estimate<f64>, Estimate<f64>) {
+    let (s, y): (Vec<f64>, Vec<bool>) = scores
+        .iter()
+        .zip(labels)
+        .filter_map(|(s, &y)| s.map(|s| (s, y == 1.0)))
+        .unzip();
+    (
+        vigil_stats::auroc(&s, &y),
+        vigil_stats::average_precision(&s, &y),
+        vigil_stats::brier(&s, &y),
+    )
 }
 
 /// A recorded evaluation and its JSON report.
@@ -388,8 +470,11 @@ impl Vigil {
         let artifact = self.release_artifact(&release)?;
         let model = vigil_inference::Model::from_bytes(&artifact)
             .map_err(|e| Error::internal(format!("the release's model cannot be loaded: {e}")))?;
-        let scorer = Scorer::new(Arc::new(contract), Arc::new(model))
-            .map_err(|e| Error::internal(format!("the release's model does not fit its contract: {e}")))?;
+        let scorer = Scorer::new(Arc::new(contract), Arc::new(model)).map_err(|e| {
+            Error::internal(format!(
+                "the release's model does not fit its contract: {e}"
+            ))
+        })?;
         Ok(ReleaseScorer { release, scorer })
     }
 
@@ -397,7 +482,11 @@ impl Vigil {
     /// contract: rows where it abstains are counted, never scored), evaluates the scores,
     /// checks how the metrics hold up with each optional feature missing, and records the
     /// evaluation with its JSON and HTML reports and the `evaluation.recorded` audit event.
-    pub async fn evaluate_release(&self, actor: &UserName, req: EvaluateRelease) -> Result<RecordedEvaluation> {
+    pub async fn evaluate_release(
+        &self,
+        actor: &UserName,
+        req: EvaluateRelease,
+    ) -> Result<RecordedEvaluation> {
         req.settings.check()?;
         let rs = self.release_scorer(&req.release).await?;
         let ds = self.get_dataset(&req.dataset).await?;
@@ -413,15 +502,22 @@ impl Vigil {
         if keep.is_empty() {
             return Err(Error::invalid(
                 "nothing_scored",
-                format!("the release abstained on every row of {} ({:?})", file.shown, scored.by_reason),
+                format!(
+                    "the release abstained on every row of {} ({:?})",
+                    file.shown, scored.by_reason
+                ),
             ));
         }
         let scores: Vec<f64> = scored.scores.iter().flatten().copied().collect();
-        let report = vigil_stats::evaluate(&outcomes.input(scores, &keep), &settings.stats_options())
-            .map_err(|e| stats_error(&file, "(model score)", &settings, e))?;
+        let report =
+            vigil_stats::evaluate(&outcomes.input(scores, &keep), &settings.stats_options())
+                .map_err(|e| stats_error(&file, "(model score)", &settings, e))?;
 
         let mut robustness = Map::new();
-        for f in contract.inputs().filter(|f| f.role == FeatureRole::Optional) {
+        for f in contract
+            .inputs()
+            .filter(|f| f.role == FeatureRole::Optional)
+        {
             let without = rs.score_rows(&cells, n, Some(&f.name), now);
             let (auroc, auprc, brier) = headline(&without.scores, &outcomes.labels);
             let mut m = Map::new();
@@ -434,24 +530,42 @@ impl Vigil {
             robustness.insert(f.name.clone(), Value::Object(m));
         }
 
-        let options = serde_json::to_value(&settings).map_err(|e| Error::internal(e.to_string()))?;
-        let mut report_json = serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
+        let options =
+            serde_json::to_value(&settings).map_err(|e| Error::internal(e.to_string()))?;
+        let mut report_json =
+            serde_json::to_value(&report).map_err(|e| Error::internal(e.to_string()))?;
         if let Value::Object(m) = &mut report_json {
             m.insert("release".into(), json!(rs.release.id));
             m.insert("dataset".into(), json!(ds.id));
             m.insert("options".into(), options.clone());
             m.insert("scoring".into(), scored.to_json());
-            m.insert("missing_data_robustness".into(), Value::Object(robustness.clone()));
+            m.insert(
+                "missing_data_robustness".into(),
+                Value::Object(robustness.clone()),
+            );
         }
         let report_bytes = to_canonical_string(&report_json).into_bytes();
-        let html = self.render_release_html(&rs.release, &ds, &report, &settings, &scored, &robustness, now).await?;
+        let html = self
+            .render_release_html(
+                &rs.release,
+                &ds,
+                &report,
+                &settings,
+                &scored,
+                &robustness,
+                now,
+            )
+            .await?;
 
         let manifest = EvaluationManifest {
             schema: EVALUATION_SCHEMA.into(),
             release: rs.release.id,
             dataset: ds.id,
             options,
-            report: Pinned { digest: Digest::of(&report_bytes), size: report_bytes.len() as u64 },
+            report: Pinned {
+                digest: Digest::of(&report_bytes),
+                size: report_bytes.len() as u64,
+            },
         };
         let id = manifest.id().map_err(|e| Error::internal(e.to_string()))?;
         // Reports first: a crash after this leaves only unreferenced, content-addressed blobs.
@@ -460,13 +574,20 @@ impl Vigil {
         let mut tx = self.store.begin().await?;
         if let Some(existing) = tx.find_evaluation(&id).await? {
             tx.rollback().await?;
-            return Ok(RecordedEvaluation { evaluation: existing, created: false, report: report_json });
+            return Ok(RecordedEvaluation {
+                evaluation: existing,
+                created: false,
+                report: report_json,
+            });
         }
         let summary = summary(&report_json);
         let evaluation = Evaluation {
             id,
             manifest,
-            html: Pinned { digest: html_digest, size: html_size },
+            html: Pinned {
+                digest: html_digest,
+                size: html_size,
+            },
             summary,
             created_at: now,
             created_by: actor.clone(),
@@ -486,7 +607,11 @@ impl Vigil {
         )?;
         tx.append_audit(now, &ev).await?;
         tx.commit().await?;
-        Ok(RecordedEvaluation { evaluation, created: true, report: report_json })
+        Ok(RecordedEvaluation {
+            evaluation,
+            created: true,
+            report: report_json,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -513,7 +638,11 @@ impl Vigil {
             )
         });
         for (feature, m) in robustness {
-            let f = |k: &str| m.get(k).and_then(Value::as_f64).map_or("not estimable".to_string(), |v| format!("{v:.3}"));
+            let f = |k: &str| {
+                m.get(k)
+                    .and_then(Value::as_f64)
+                    .map_or("not estimable".to_string(), |v| format!("{v:.3}"))
+            };
             notes.push(format!(
                 "Missing-data robustness — with `{feature}` missing for every row (contract policy: {}): AUROC {}, AUPRC {}, Brier {}, {} rows abstained.",
                 m.get("policy").and_then(Value::as_str).unwrap_or("-"),
@@ -524,7 +653,11 @@ impl Vigil {
             ));
         }
         let ctx = ReportContext {
-            title: format!("Evaluation of {} release {}", release.manifest.model, release.id.short()),
+            title: format!(
+                "Evaluation of {} release {}",
+                release.manifest.model,
+                release.id.short()
+            ),
             model: Some(release.manifest.model.to_string()),
             release: Some(release.id.to_string()),
             dataset: Some(format!("{} ({})", ds.snapshot.name, ds.id.short())),
@@ -550,7 +683,8 @@ impl Vigil {
 
     /// An evaluation by id or unambiguous prefix.
     pub async fn get_evaluation(&self, id_or_prefix: &str) -> Result<Evaluation> {
-        let prefix = IdPrefix::parse(id_or_prefix).map_err(|e| Error::invalid("invalid_id", e.to_string()))?;
+        let prefix = IdPrefix::parse(id_or_prefix)
+            .map_err(|e| Error::invalid("invalid_id", e.to_string()))?;
         let ids = self.store.evaluation_ids_with_prefix(&prefix).await?;
         let id = match ids.as_slice() {
             [one] => EvaluationId::parse(one).map_err(|e| Error::internal(e.to_string()))?,
@@ -563,7 +697,9 @@ impl Vigil {
             _ => {
                 return Err(Error::invalid(
                     "ambiguous_id",
-                    format!("`{id_or_prefix}` matches more than one evaluation: give more characters of the id"),
+                    format!(
+                        "`{id_or_prefix}` matches more than one evaluation: give more characters of the id"
+                    ),
                 ));
             }
         };
@@ -576,7 +712,8 @@ impl Vigil {
     /// The evaluation's JSON report, verified against its digest.
     pub fn evaluation_report(&self, e: &Evaluation) -> Result<Value> {
         let bytes = self.blobs.get(&e.manifest.report.digest)?;
-        serde_json::from_slice(&bytes).map_err(|err| Error::internal(format!("stored report: {err}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|err| Error::internal(format!("stored report: {err}")))
     }
 
     /// The evaluation's HTML report, verified against its digest.
@@ -593,8 +730,10 @@ impl Vigil {
         let mut settings = EvaluationSettings::new(req.label_col.clone());
         settings.positive_label = req.positive_label.clone();
         let now = self.clock.now();
-        let (cells_a, cols) = FeatureCells::read(&file, &ds.snapshot.columns, a.scorer.contract(), &settings)?;
-        let (cells_b, _) = FeatureCells::read(&file, &ds.snapshot.columns, b.scorer.contract(), &settings)?;
+        let (cells_a, cols) =
+            FeatureCells::read(&file, &ds.snapshot.columns, a.scorer.contract(), &settings)?;
+        let (cells_b, _) =
+            FeatureCells::read(&file, &ds.snapshot.columns, b.scorer.contract(), &settings)?;
         let labels = columns::labels(&file, &cols, &req.label_col, req.positive_label.as_deref())?;
         let n = labels.len();
         let sa = a.score_rows(&cells_a, n, None, now);
@@ -608,21 +747,37 @@ impl Vigil {
         let xa: Vec<f64> = both.iter().map(|t| t.0).collect();
         let xb: Vec<f64> = both.iter().map(|t| t.1).collect();
         let y: Vec<bool> = both.iter().map(|t| t.2).collect();
-        let metric = |name: &str, fa: Estimate<f64>, fb: Estimate<f64>, out: &mut Map<String, Value>| {
-            let mut m = Map::new();
-            let d = match (&fa, &fb) {
-                (Ok(p), Ok(q)) => Ok(p - q),
-                (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+        let metric =
+            |name: &str, fa: Estimate<f64>, fb: Estimate<f64>, out: &mut Map<String, Value>| {
+                let mut m = Map::new();
+                let d = match (&fa, &fb) {
+                    (Ok(p), Ok(q)) => Ok(p - q),
+                    (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+                };
+                est(&mut m, "a", &fa);
+                est(&mut m, "b", &fb);
+                est(&mut m, "difference", &d);
+                out.insert(name.into(), Value::Object(m));
             };
-            est(&mut m, "a", &fa);
-            est(&mut m, "b", &fb);
-            est(&mut m, "difference", &d);
-            out.insert(name.into(), Value::Object(m));
-        };
         let mut metrics = Map::new();
-        metric("auroc", vigil_stats::auroc(&xa, &y), vigil_stats::auroc(&xb, &y), &mut metrics);
-        metric("auprc", vigil_stats::average_precision(&xa, &y), vigil_stats::average_precision(&xb, &y), &mut metrics);
-        metric("brier", vigil_stats::brier(&xa, &y), vigil_stats::brier(&xb, &y), &mut metrics);
+        metric(
+            "auroc",
+            vigil_stats::auroc(&xa, &y),
+            vigil_stats::auroc(&xb, &y),
+            &mut metrics,
+        );
+        metric(
+            "auprc",
+            vigil_stats::average_precision(&xa, &y),
+            vigil_stats::average_precision(&xb, &y),
+            &mut metrics,
+        );
+        metric(
+            "brier",
+            vigil_stats::brier(&xa, &y),
+            vigil_stats::brier(&xb, &y),
+            &mut metrics,
+        );
         let delong = match vigil_stats::delong_paired(&xa, &xb, &y) {
             Ok(d) => serde_json::to_value(d).map_err(|e| Error::internal(e.to_string()))?,
             Err(e) => json!({ "reason": e.reason }),

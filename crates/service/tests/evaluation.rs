@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use vigil_domain::{Timestamp, UserName};
-use vigil_service::evaluation::{BootstrapOptions, CompareReleases, EvaluateRelease, EvaluationSettings};
+use vigil_service::evaluation::{
+    BootstrapOptions, CompareReleases, EvaluateRelease, EvaluationSettings,
+};
 use vigil_service::{CreateModel, FixedClock, Location, RegisterDataset, RegisterRelease, Vigil};
 use vigil_store::AuditFilter;
 use vigil_test_support::{TestDb, both_backends, example};
@@ -22,7 +24,10 @@ fn bytes(name: &str) -> Vec<u8> {
 
 /// A home on `db` with the example bundle registered: (vigil, release id, validation id).
 async fn registered(db: &TestDb) -> (Vigil, String, String) {
-    let loc = Location { home: db.path().join("home"), database_url: Some(db.url.clone()) };
+    let loc = Location {
+        home: db.path().join("home"),
+        database_url: Some(db.url.clone()),
+    };
     let actor = UserName::parse("scientist").unwrap();
     let clock = Arc::new(FixedClock::new(Timestamp::from_unix_seconds(1_735_689_600)));
     let (vigil, _) = Vigil::init(&loc, clock, &actor).await.unwrap();
@@ -31,9 +36,17 @@ async fn registered(db: &TestDb) -> (Vigil, String, String) {
         name: name.into(),
         manifest_toml: Some(text(manifest)),
     };
-    let train = vigil.register_dataset(&actor, reg("train.csv", "train", "dataset-manifest.toml")).await.unwrap();
-    let validation =
-        vigil.register_dataset(&actor, reg("validation.csv", "validation", "validation-manifest.toml")).await.unwrap();
+    let train = vigil
+        .register_dataset(&actor, reg("train.csv", "train", "dataset-manifest.toml"))
+        .await
+        .unwrap();
+    let validation = vigil
+        .register_dataset(
+            &actor,
+            reg("validation.csv", "validation", "validation-manifest.toml"),
+        )
+        .await
+        .unwrap();
     vigil
         .create_model(
             &actor,
@@ -64,7 +77,11 @@ async fn registered(db: &TestDb) -> (Vigil, String, String) {
         )
         .await
         .unwrap();
-    (vigil, release.value.id.to_string(), validation.value.id.to_string())
+    (
+        vigil,
+        release.value.id.to_string(),
+        validation.value.id.to_string(),
+    )
 }
 
 fn settings() -> EvaluationSettings {
@@ -72,7 +89,10 @@ fn settings() -> EvaluationSettings {
     s.group_cols = vec!["site".into(), "sex".into()];
     s.patient_col = Some("patient_id".into());
     s.time_col = Some("prediction_time".into());
-    s.bootstrap = Some(BootstrapOptions { replicates: 50, ..BootstrapOptions::default() });
+    s.bootstrap = Some(BootstrapOptions {
+        replicates: 50,
+        ..BootstrapOptions::default()
+    });
     s
 }
 

@@ -31,7 +31,8 @@ impl EvaluationRow {
     fn into_evaluation(self) -> Result<Evaluation> {
         let what = format!("evaluation {}", self.id);
         let bad = |e: vigil_domain::Error| Error::corrupt(format!("{what}: {e}"));
-        let size = |n: i64| u64::try_from(n).map_err(|_| Error::corrupt(format!("{what}: size {n}")));
+        let size =
+            |n: i64| u64::try_from(n).map_err(|_| Error::corrupt(format!("{what}: size {n}")));
         let manifest = EvaluationManifest {
             schema: vigil_domain::evaluation::EVALUATION_SCHEMA.into(),
             release: ReleaseId::parse(&self.release_id).map_err(bad)?,
@@ -109,7 +110,9 @@ async fn list_evaluations(c: Conn<'_>, release: Option<&ReleaseId>) -> Result<Ve
         let rows = sqlx::query(&sql).bind(&release).fetch_all(&mut *c).await?;
         evaluation_rows!(rows)
     });
-    rows.into_iter().map(EvaluationRow::into_evaluation).collect()
+    rows.into_iter()
+        .map(EvaluationRow::into_evaluation)
+        .collect()
 }
 
 /// Up to two evaluation ids starting with `prefix` (enough to tell ambiguity).

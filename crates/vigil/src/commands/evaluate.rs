@@ -185,7 +185,8 @@ fn write_file(path: &Path, bytes: &[u8], what: &str) -> Result<()> {
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("out")
     ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing the {what} {}", path.display()))?;
+    std::fs::write(&tmp, bytes)
+        .with_context(|| format!("writing the {what} {}", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing the {what} {}", path.display()))
 }
 
@@ -233,9 +234,17 @@ fn summary_text(r: &Value) -> String {
     let ap = &r["auprc"];
     t += &format!("  AUPRC:        {}", num(&ap["value"], 4));
     if ap["ci_low"].is_number() {
-        t += &format!(" (bootstrap CI {} – {})", num(&ap["ci_low"], 4), num(&ap["ci_high"], 4));
+        t += &format!(
+            " (bootstrap CI {} – {})",
+            num(&ap["ci_low"], 4),
+            num(&ap["ci_high"], 4)
+        );
     }
-    t += &format!("\n  Brier:        {}{}\n", num(&r["brier"], 4), reason(r, "brier"));
+    t += &format!(
+        "\n  Brier:        {}{}\n",
+        num(&r["brier"], 4),
+        reason(r, "brier")
+    );
     t += &format!(
         "  calibration:  intercept {}, slope {}, ECE {}\n",
         num(&c["intercept"], 3),
@@ -257,7 +266,18 @@ fn summary_text(r: &Value) -> String {
                 ]
             })
             .collect();
-        let tbl = table(&["THRESHOLD", "SENS", "SPEC", "PPV", "NPV", "ALERT RATE", "NNE"], &rows);
+        let tbl = table(
+            &[
+                "THRESHOLD",
+                "SENS",
+                "SPEC",
+                "PPV",
+                "NPV",
+                "ALERT RATE",
+                "NNE",
+            ],
+            &rows,
+        );
         for line in tbl.lines() {
             t += &format!("  {line}\n");
         }
@@ -279,7 +299,11 @@ fn written(out: &Option<PathBuf>, html: &Option<PathBuf>) -> String {
 pub async fn evaluate(cfg: &Config, out: &Out, cmd: EvaluateCmd) -> Result<ExitCode> {
     match cmd {
         EvaluateCmd::Scores(a) => {
-            let req = EvaluateScores { path: a.file.clone(), score_col: a.score_col.clone(), settings: a.common.settings() };
+            let req = EvaluateScores {
+                path: a.file.clone(),
+                score_col: a.score_col.clone(),
+                settings: a.common.settings(),
+            };
             // Nothing is written unless the whole evaluation succeeded.
             let ev = vigil_service::evaluation::evaluate_scores(&req)?;
             if let Some(p) = &a.common.out {
@@ -300,7 +324,11 @@ pub async fn evaluate(cfg: &Config, out: &Out, cmd: EvaluateCmd) -> Result<ExitC
         }
         EvaluateCmd::Release(a) => {
             let vigil = open(cfg).await?;
-            let req = EvaluateRelease { release: a.release, dataset: a.data, settings: a.common.settings() };
+            let req = EvaluateRelease {
+                release: a.release,
+                dataset: a.data,
+                settings: a.common.settings(),
+            };
             let r = vigil.evaluate_release(&cfg.user, req).await?;
             if let Some(p) = &a.common.out {
                 write_file(p, &pretty(&r.report)?, "JSON report")?;
@@ -309,7 +337,11 @@ pub async fn evaluate(cfg: &Config, out: &Out, cmd: EvaluateCmd) -> Result<ExitC
                 write_file(p, &vigil.evaluation_html(&r.evaluation)?, "HTML report")?;
             }
             out.emit(&r, || {
-                let verb = if r.created { "Recorded" } else { "Already recorded (nothing written):" };
+                let verb = if r.created {
+                    "Recorded"
+                } else {
+                    "Already recorded (nothing written):"
+                };
                 format!(
                     "{verb} evaluation {}\n  release:      {}\n  dataset:      {}\n{}{}{}",
                     r.evaluation.id,
@@ -319,7 +351,10 @@ pub async fn evaluate(cfg: &Config, out: &Out, cmd: EvaluateCmd) -> Result<ExitC
                     summary_text(&r.report),
                     robustness_text(&r.report)
                 ) + &written(&a.common.out, &a.common.html)
-                    + &format!("  stored:       vigil evaluation show {}\n", r.evaluation.id.short())
+                    + &format!(
+                        "  stored:       vigil evaluation show {}\n",
+                        r.evaluation.id.short()
+                    )
             })?;
         }
     }
@@ -332,9 +367,16 @@ fn scoring_text(r: &Value) -> String {
         "  scored:       {} of {} rows ({} abstained",
         s["n_scored"], s["n_rows"], s["n_abstained"]
     );
-    if let Some(m) = s["abstained_by_reason"].as_object().filter(|m| !m.is_empty()) {
+    if let Some(m) = s["abstained_by_reason"]
+        .as_object()
+        .filter(|m| !m.is_empty())
+    {
         t += ": ";
-        t += &m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+        t += &m
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
     }
     t + ")\n"
 }
@@ -375,10 +417,19 @@ pub async fn evaluation(cfg: &Config, out: &Out, cmd: EvaluationCmd) -> Result<E
             let all = vigil.list_evaluations(release.as_deref()).await?;
             out.emit(&all, || {
                 let rows: Vec<Vec<String>> = all.iter().map(evaluation_line).collect();
-                table(&["ID", "RELEASE", "DATASET", "N", "AUROC", "BRIER", "CREATED", "BY"], &rows)
+                table(
+                    &[
+                        "ID", "RELEASE", "DATASET", "N", "AUROC", "BRIER", "CREATED", "BY",
+                    ],
+                    &rows,
+                )
             })?;
         }
-        EvaluationCmd::Show { id, out: json_out, html } => {
+        EvaluationCmd::Show {
+            id,
+            out: json_out,
+            html,
+        } => {
             let e = vigil.get_evaluation(&id).await?;
             let report = vigil.evaluation_report(&e)?;
             if let Some(p) = &json_out {
@@ -452,7 +503,11 @@ pub async fn compare(cfg: &Config, out: &Out, a: CompareArgs) -> Result<ExitCode
 }
 
 /// A path that exists is a file; anything else is a snapshot id, which needs the home.
-async fn drift_source(cfg: &Config, vigil: &mut Option<vigil_service::Vigil>, s: &str) -> Result<DriftSource> {
+async fn drift_source(
+    cfg: &Config,
+    vigil: &mut Option<vigil_service::Vigil>,
+    s: &str,
+) -> Result<DriftSource> {
     if Path::new(s).is_file() {
         return Ok(DriftSource::file(Path::new(s)));
     }
@@ -468,10 +523,18 @@ pub async fn drift(cfg: &Config, out: &Out, a: DriftArgs) -> Result<ExitCode> {
     let reference = drift_source(cfg, &mut vigil, &a.reference).await?;
     let current = drift_source(cfg, &mut vigil, &a.current).await?;
     let contract = match &a.contract {
-        Some(p) => Some(FeatureContract::from_toml(&read_text(p, "feature contract")?).context("reading the feature contract")?),
+        Some(p) => Some(
+            FeatureContract::from_toml(&read_text(p, "feature contract")?)
+                .context("reading the feature contract")?,
+        ),
         None => None,
     };
-    let d = vigil_service::drift::drift(DriftRequest { reference, current, columns: a.columns, contract })?;
+    let d = vigil_service::drift::drift(DriftRequest {
+        reference,
+        current,
+        columns: a.columns,
+        contract,
+    })?;
     let value = serde_json::to_value(&d)?;
     if let Some(p) = &a.out {
         write_file(p, &pretty(&value)?, "JSON report")?;
@@ -485,7 +548,11 @@ pub async fn drift(cfg: &Config, out: &Out, a: DriftArgs) -> Result<ExitCode> {
             .map(|m| {
                 m.iter()
                     .map(|(k, f)| {
-                        let p = if f["kind"] == "numeric" { &f["ks_pvalue"] } else { &f["chi2_pvalue"] };
+                        let p = if f["kind"] == "numeric" {
+                            &f["ks_pvalue"]
+                        } else {
+                            &f["chi2_pvalue"]
+                        };
                         vec![
                             k.clone(),
                             f["kind"].as_str().unwrap_or("").to_string(),
