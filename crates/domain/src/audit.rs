@@ -210,10 +210,7 @@ impl ChainVerifier {
     /// Checks one stored event given its recomputed hash (see [`RawEvent::computed_hash`]).
     pub fn check_raw(&mut self, e: &RawEvent<'_>, computed: &Digest) -> Result<(), ChainBreak> {
         if e.seq != self.expected_seq {
-            return Err(ChainBreak::Gap {
-                expected: self.expected_seq,
-                found: e.seq,
-            });
+            return Err(ChainBreak::Gap { expected: self.expected_seq, found: e.seq });
         }
         let prev = Digest::parse(e.prev_hash).map_err(|_| ChainBreak::BrokenLink { seq: e.seq })?;
         if prev != self.prev_hash {

@@ -12,23 +12,15 @@ use vigil_service::{Location, SystemClock, Vigil};
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let target = args
-        .get(1)
-        .ok_or("usage: bench_audit HOME_DIR|postgres://URL [EVENTS] [BATCH]")?;
+    let target = args.get(1).ok_or("usage: bench_audit HOME_DIR|postgres://URL [EVENTS] [BATCH]")?;
     let n: usize = args.get(2).map_or(Ok(1_000_000), |s| s.parse())?;
     let batch: usize = args.get(3).map_or(Ok(1000), |s| s.parse())?;
     let (home, url) = if target.starts_with("postgres") {
-        (
-            std::env::temp_dir().join("vigil-bench-audit"),
-            Some(target.clone()),
-        )
+        (std::env::temp_dir().join("vigil-bench-audit"), Some(target.clone()))
     } else {
         (std::path::PathBuf::from(target), None)
     };
-    let loc = Location {
-        home,
-        database_url: url,
-    };
+    let loc = Location { home, database_url: url };
     let actor = UserName::parse("bench")?;
     let (vigil, _) = Vigil::init(&loc, Arc::new(SystemClock), &actor).await?;
     let store = vigil.store();
@@ -47,8 +39,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while written < n {
         let k = batch.min(n - written);
         let mut tx = store.begin().await?;
-        tx.append_audit_batch(vigil.clock().now(), &events[..k])
-            .await?;
+        tx.append_audit_batch(vigil.clock().now(), &events[..k]).await?;
         tx.commit().await?;
         written += k;
     }

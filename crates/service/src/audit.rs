@@ -50,9 +50,7 @@ impl Vigil {
         };
         let mut pending = fetch(self.store.clone(), 0);
         loop {
-            let text = pending
-                .await
-                .map_err(|e| crate::Error::internal(e.to_string()))??;
+            let text = pending.await.map_err(|e| crate::Error::internal(e.to_string()))??;
             if text.is_empty() {
                 break;
             }
@@ -103,8 +101,7 @@ fn verify_packed(v: &mut ChainVerifier, text: &str) -> Result<(), (ChainBreak, S
         let next = v.verified() + 1 + events.len() as i64;
         let unreadable = || {
             let at = ChainBreak::HashMismatch { seq: next };
-            let message =
-                format!("event {next} cannot be read: the stored row was altered outside vigil");
+            let message = format!("event {next} cannot be read: the stored row was altered outside vigil");
             (at, message)
         };
         let f: Vec<&str> = record.split(PACKED_FIELD_SEP).collect();

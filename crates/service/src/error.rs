@@ -27,11 +27,7 @@ pub struct Error {
 
 impl Error {
     pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Error {
-        Error {
-            kind,
-            code,
-            message: message.into(),
-        }
+        Error { kind, code, message: message.into() }
     }
     pub fn not_found(code: &'static str, m: impl Into<String>) -> Error {
         Error::new(ErrorKind::NotFound, code, m)
@@ -67,24 +63,13 @@ impl From<vigil_store::Error> for Error {
         match e {
             S::NotFound(m) => Error::not_found("not_found", m),
             S::Conflict(m) => Error::conflict("conflict", m),
-            S::SchemaTooNew { .. } => Error::new(
-                ErrorKind::Unavailable,
-                "store_schema_too_new",
-                e.to_string(),
-            ),
-            S::SchemaBehind { .. } => {
-                Error::new(ErrorKind::Unavailable, "store_schema_behind", e.to_string())
-            }
+            S::SchemaTooNew { .. } => Error::new(ErrorKind::Unavailable, "store_schema_too_new", e.to_string()),
+            S::SchemaBehind { .. } => Error::new(ErrorKind::Unavailable, "store_schema_behind", e.to_string()),
             S::Corrupt(_) => Error::new(ErrorKind::Internal, "store_corrupt", e.to_string()),
-            S::Database(ref d)
-                if d.as_database_error()
-                    .is_some_and(|d| d.is_unique_violation()) =>
-            {
+            S::Database(ref d) if d.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
                 Error::conflict("conflict", e.to_string())
             }
-            S::Database(_) => {
-                Error::new(ErrorKind::Unavailable, "store_unavailable", e.to_string())
-            }
+            S::Database(_) => Error::new(ErrorKind::Unavailable, "store_unavailable", e.to_string()),
         }
     }
 }
@@ -95,11 +80,7 @@ impl From<vigil_blobs::Error> for Error {
         match e {
             B::NotFound(_) => Error::new(ErrorKind::Internal, "artifact_missing", e.to_string()),
             B::Corrupt { .. } => Error::new(ErrorKind::Internal, "artifact_corrupt", e.to_string()),
-            B::Io { .. } => Error::new(
-                ErrorKind::Unavailable,
-                "artifact_store_unavailable",
-                e.to_string(),
-            ),
+            B::Io { .. } => Error::new(ErrorKind::Unavailable, "artifact_store_unavailable", e.to_string()),
         }
     }
 }

@@ -4,12 +4,12 @@
 
 mod audit;
 mod clock;
-mod columns;
-pub mod drift;
 mod error;
-pub mod evaluation;
 mod registry;
 mod tabular;
+mod columns;
+pub mod drift;
+pub mod evaluation;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,9 +38,7 @@ pub struct Location {
 
 impl Location {
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| self.home.join(DB_FILE).display().to_string())
+        self.database_url.clone().unwrap_or_else(|| self.home.join(DB_FILE).display().to_string())
     }
 }
 
@@ -66,16 +64,9 @@ pub struct InitReport {
 impl Vigil {
     /// Creates (or upgrades) a home: the folder, the artifact store and the database schema.
     /// Running it again on an initialised home changes nothing.
-    pub async fn init(
-        loc: &Location,
-        clock: Arc<dyn Clock>,
-        actor: &UserName,
-    ) -> Result<(Vigil, InitReport)> {
+    pub async fn init(loc: &Location, clock: Arc<dyn Clock>, actor: &UserName) -> Result<(Vigil, InitReport)> {
         std::fs::create_dir_all(&loc.home).map_err(|e| {
-            Error::invalid(
-                "home_unusable",
-                format!("cannot create the home folder {}: {e}", loc.home.display()),
-            )
+            Error::invalid("home_unusable", format!("cannot create the home folder {}: {e}", loc.home.display()))
         })?;
         let vigil = Self::connect(loc, clock).await?;
         let before = vigil.store.schema_status().await?;
@@ -108,10 +99,7 @@ impl Vigil {
         if loc.database_url.is_none() && !loc.home.join(DB_FILE).exists() {
             return Err(Error::precondition(
                 "home_not_initialised",
-                format!(
-                    "{} is not an initialised Vigil home: run `vigil init` first",
-                    loc.home.display()
-                ),
+                format!("{} is not an initialised Vigil home: run `vigil init` first", loc.home.display()),
             ));
         }
         let vigil = Self::connect(loc, clock).await?;
@@ -125,18 +113,10 @@ impl Vigil {
             Error::new(
                 ErrorKind::Unavailable,
                 "store_unavailable",
-                format!(
-                    "cannot open the store at {}: {e}",
-                    redact_url(&loc.database_url())
-                ),
+                format!("cannot open the store at {}: {e}", redact_url(&loc.database_url())),
             )
         })?;
-        Ok(Vigil {
-            store,
-            blobs: Arc::new(blobs),
-            clock,
-            home: loc.home.clone(),
-        })
+        Ok(Vigil { store, blobs: Arc::new(blobs), clock, home: loc.home.clone() })
     }
 
     pub fn store(&self) -> &Store {
@@ -163,12 +143,7 @@ pub fn redact_url(url: &str) -> String {
         if let Some(at) = rest.find('@') {
             let creds = &rest[..at];
             if let Some(colon) = creds.find(':') {
-                return format!(
-                    "{}://{}:***{}",
-                    &url[..scheme_end],
-                    &creds[..colon],
-                    &rest[at..]
-                );
+                return format!("{}://{}:***{}", &url[..scheme_end], &creds[..colon], &rest[at..]);
             }
         }
     }
@@ -188,10 +163,7 @@ pub(crate) fn audit_event(
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            super::redact_url("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
+        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

@@ -7,9 +7,8 @@ use serde_json::json;
 use vigil_domain::dataset::{SNAPSHOT_SCHEMA, SnapshotManifest};
 use vigil_domain::release::{Pinned, RELEASE_SCHEMA};
 use vigil_domain::{
-    DatasetFormat, DatasetManifest, DatasetSnapshot, Digest, FeatureContract, IdPrefix,
-    IntendedUse, Model, ModelName, Release, ReleaseId, ReleaseManifest, RiskTier, SnapshotId,
-    UserName,
+    DatasetFormat, DatasetManifest, DatasetSnapshot, Digest, FeatureContract, IdPrefix, IntendedUse,
+    Model, ModelName, Release, ReleaseId, ReleaseManifest, RiskTier, SnapshotId, UserName,
 };
 
 use crate::tabular::shape;
@@ -59,23 +58,15 @@ fn invalid(code: &'static str) -> impl Fn(vigil_domain::Error) -> Error {
 impl Vigil {
     // ---- datasets ---------------------------------------------------------------------
 
-    pub async fn register_dataset(
-        &self,
-        actor: &UserName,
-        req: RegisterDataset,
-    ) -> Result<Registered<DatasetSnapshot>> {
+    pub async fn register_dataset(&self, actor: &UserName, req: RegisterDataset) -> Result<Registered<DatasetSnapshot>> {
         let shown = req.path.display().to_string();
         let format = DatasetFormat::from_path(&shown).map_err(invalid("unsupported_format"))?;
         let manifest = match &req.manifest_toml {
             Some(t) => DatasetManifest::from_toml(t).map_err(invalid("invalid_manifest"))?,
             None => DatasetManifest::default(),
         };
-        let mut file = std::fs::File::open(&req.path).map_err(|e| {
-            Error::invalid(
-                "file_unreadable",
-                format!("cannot read the dataset {shown}: {e}"),
-            )
-        })?;
+        let mut file = std::fs::File::open(&req.path)
+            .map_err(|e| Error::invalid("file_unreadable", format!("cannot read the dataset {shown}: {e}")))?;
         // Copy first, then read the copy: what is described is exactly what is stored.
         let (digest, size) = self.blobs.put_reader(&mut file)?;
         let stored = self.blobs.local_path(&digest)?;
@@ -96,17 +87,9 @@ impl Vigil {
         let mut tx = self.store.begin().await?;
         if let Some(existing) = tx.find_snapshot(&id).await? {
             tx.rollback().await?;
-            return Ok(Registered {
-                value: existing,
-                created: false,
-            });
+            return Ok(Registered { value: existing, created: false });
         }
-        let ds = DatasetSnapshot {
-            id,
-            snapshot,
-            registered_at: self.clock.now(),
-            registered_by: actor.clone(),
-        };
+        let ds = DatasetSnapshot { id, snapshot, registered_at: self.clock.now(), registered_by: actor.clone() };
         tx.insert_snapshot(&ds).await?;
         let ev = audit_event(
             actor,
@@ -124,10 +107,7 @@ impl Vigil {
         )?;
         tx.append_audit(ds.registered_at, &ev).await?;
         tx.commit().await?;
-        Ok(Registered {
-            value: ds,
-            created: true,
-        })
+        Ok(Registered { value: ds, created: true })
     }
 
     pub async fn list_datasets(&self) -> Result<Vec<DatasetSnapshot>> {
@@ -137,21 +117,16 @@ impl Vigil {
     /// A snapshot by id or unambiguous prefix.
     pub async fn get_dataset(&self, id_or_prefix: &str) -> Result<DatasetSnapshot> {
         let id = self.resolve_snapshot(id_or_prefix).await?;
-        self.store.find_snapshot(&id).await?.ok_or_else(|| {
-            Error::not_found("dataset_not_found", format!("no dataset snapshot {id}"))
-        })
+        self.store
+            .find_snapshot(&id)
+            .await?
+            .ok_or_else(|| Error::not_found("dataset_not_found", format!("no dataset snapshot {id}")))
     }
 
     async fn resolve_snapshot(&self, s: &str) -> Result<SnapshotId> {
         let prefix = IdPrefix::parse(s).map_err(invalid("invalid_id"))?;
         let ids = self.store.snapshot_ids_with_prefix(&prefix).await?;
-        let id = one_id(
-            ids,
-            s,
-            "dataset_not_found",
-            "dataset snapshot",
-            "vigil dataset list",
-        )?;
+        let id = one_id(ids, s, "dataset_not_found", "dataset snapshot", "vigil dataset list")?;
         SnapshotId::parse(&id).map_err(|e| Error::internal(e.to_string()))
     }
 
@@ -159,18 +134,11 @@ impl Vigil {
 
     pub async fn create_model(&self, actor: &UserName, req: CreateModel) -> Result<Model> {
         let name = ModelName::parse(&req.name).map_err(invalid("invalid_model_name"))?;
-        let intended_use = IntendedUse::from_toml(&req.intended_use_toml)
-            .map_err(invalid("invalid_intended_use"))?;
+        let intended_use = IntendedUse::from_toml(&req.intended_use_toml).map_err(invalid("invalid_intended_use"))?;
         let risk_tier = RiskTier::new(req.risk_tier).map_err(invalid("invalid_risk_tier"))?;
-        for (what, v) in [
-            ("clinical owner", &req.clinical_owner),
-            ("technical owner", &req.technical_owner),
-        ] {
+        for (what, v) in [("clinical owner", &req.clinical_owner), ("technical owner", &req.technical_owner)] {
             if v.trim().is_empty() {
-                return Err(Error::invalid(
-                    "invalid_owner",
-                    format!("the {what} must be named"),
-                ));
+                return Err(Error::invalid("invalid_owner", format!("the {what} must be named")));
             }
         }
         let model = Model {
@@ -184,14 +152,10 @@ impl Vigil {
         };
         let mut tx = self.store.begin().await?;
         if tx.find_model(&model.name).await?.is_some() {
-            return Err(Error::conflict(
-                "model_exists",
-                format!("model `{}` already exists", model.name),
-            ));
+            return Err(Error::conflict("model_exists", format!("model `{}` already exists", model.name)));
         }
         tx.insert_model(&model).await?;
-        let iu = vigil_domain::canonical::canonical_digest(&model.intended_use)
-            .map_err(|e| Error::internal(e.to_string()))?;
+        let iu = vigil_domain::canonical::canonical_digest(&model.intended_use).map_err(|e| Error::internal(e.to_string()))?;
         let ev = audit_event(
             actor,
             "model.created",
@@ -216,10 +180,7 @@ impl Vigil {
 
     pub async fn get_model(&self, name: &str) -> Result<Model> {
         self.find_model(name).await?.ok_or_else(|| {
-            Error::not_found(
-                "model_not_found",
-                format!("no model named `{name}`: create it with `vigil model create`"),
-            )
+            Error::not_found("model_not_found", format!("no model named `{name}`: create it with `vigil model create`"))
         })
     }
 
@@ -229,33 +190,21 @@ impl Vigil {
 
     // ---- releases ---------------------------------------------------------------------
 
-    pub async fn register_release(
-        &self,
-        actor: &UserName,
-        req: RegisterRelease,
-    ) -> Result<Registered<Release>> {
+    pub async fn register_release(&self, actor: &UserName, req: RegisterRelease) -> Result<Registered<Release>> {
         let model = self.get_model(&req.model).await?;
-        let contract_text = std::str::from_utf8(&req.contract).map_err(|_| {
-            Error::invalid("invalid_contract", "the feature contract is not UTF-8 text")
-        })?;
-        let contract =
-            FeatureContract::from_toml(contract_text).map_err(invalid("invalid_contract"))?;
+        let contract_text = std::str::from_utf8(&req.contract)
+            .map_err(|_| Error::invalid("invalid_contract", "the feature contract is not UTF-8 text"))?;
+        let contract = FeatureContract::from_toml(contract_text).map_err(invalid("invalid_contract"))?;
         check_artifact_against_contract(&req.artifact, &contract)?;
         let training = self.resolve_snapshot(&req.training_data).await?;
         if let Some(h) = &req.hyperparameters {
             serde_json::from_slice::<serde_json::Value>(h).map_err(|e| {
-                Error::invalid(
-                    "invalid_hyperparameters",
-                    format!("hyperparameters are not JSON: {e}"),
-                )
+                Error::invalid("invalid_hyperparameters", format!("hyperparameters are not JSON: {e}"))
             })?;
         }
         let mut thresholds = req.thresholds.clone();
         thresholds.sort_by(f64::total_cmp);
-        let pin = |bytes: &[u8]| Pinned {
-            digest: Digest::of(bytes),
-            size: bytes.len() as u64,
-        };
+        let pin = |bytes: &[u8]| Pinned { digest: Digest::of(bytes), size: bytes.len() as u64 };
         let manifest = ReleaseManifest {
             schema: RELEASE_SCHEMA.into(),
             model: model.name.clone(),
@@ -275,26 +224,15 @@ impl Vigil {
         // blobs, never a release that points at something missing.
         self.blobs.put(&req.artifact)?;
         self.blobs.put(&req.contract)?;
-        for b in [&req.environment, &req.hyperparameters]
-            .into_iter()
-            .flatten()
-        {
+        for b in [&req.environment, &req.hyperparameters].into_iter().flatten() {
             self.blobs.put(b)?;
         }
         let mut tx = self.store.begin().await?;
         if let Some(existing) = tx.find_release(&id).await? {
             tx.rollback().await?;
-            return Ok(Registered {
-                value: existing,
-                created: false,
-            });
+            return Ok(Registered { value: existing, created: false });
         }
-        let release = Release {
-            id,
-            manifest,
-            registered_at: self.clock.now(),
-            registered_by: actor.clone(),
-        };
+        let release = Release { id, manifest, registered_at: self.clock.now(), registered_by: actor.clone() };
         tx.insert_release(&release).await?;
         let ev = audit_event(
             actor,
@@ -311,10 +249,7 @@ impl Vigil {
         )?;
         tx.append_audit(release.registered_at, &ev).await?;
         tx.commit().await?;
-        Ok(Registered {
-            value: release,
-            created: true,
-        })
+        Ok(Registered { value: release, created: true })
     }
 
     pub async fn list_releases(&self, model: Option<&str>) -> Result<Vec<Release>> {
@@ -349,22 +284,16 @@ impl Vigil {
     /// The release's feature contract, verified and parsed.
     pub fn release_contract(&self, r: &Release) -> Result<FeatureContract> {
         let bytes = self.blobs.get(&r.manifest.contract.digest)?;
-        let text = String::from_utf8(bytes)
-            .map_err(|_| Error::internal("stored contract is not UTF-8"))?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::internal("stored contract is not UTF-8"))?;
         FeatureContract::from_toml(&text).map_err(|e| Error::internal(e.to_string()))
     }
 
     /// Re-reads every artifact a release pins and checks its digest.
     pub fn verify_release_artifacts(&self, r: &Release) -> Result<()> {
         let m = &r.manifest;
-        for p in [
-            Some(&m.artifact),
-            Some(&m.contract),
-            m.environment.as_ref(),
-            m.hyperparameters.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
+        for p in [Some(&m.artifact), Some(&m.contract), m.environment.as_ref(), m.hyperparameters.as_ref()]
+            .into_iter()
+            .flatten()
         {
             self.blobs.verify(&p.digest)?;
         }
@@ -375,17 +304,9 @@ impl Vigil {
 /// Loads the artifact with the native executor (refusing unsupported operators now, not at
 /// prediction time) and checks that it fits the contract.
 fn check_artifact_against_contract(artifact: &[u8], contract: &FeatureContract) -> Result<()> {
-    let model = vigil_inference::Model::from_bytes(artifact).map_err(|e| {
-        Error::invalid(
-            "invalid_artifact",
-            format!("the model artifact cannot be served: {e}"),
-        )
-    })?;
-    if !model
-        .inputs()
-        .iter()
-        .any(|i| i.name == contract.model.input)
-    {
+    let model = vigil_inference::Model::from_bytes(artifact)
+        .map_err(|e| Error::invalid("invalid_artifact", format!("the model artifact cannot be served: {e}")))?;
+    if !model.inputs().iter().any(|i| i.name == contract.model.input) {
         let names: Vec<_> = model.inputs().iter().map(|i| i.name.as_str()).collect();
         return Err(Error::invalid(
             "contract_mismatch",
@@ -396,11 +317,7 @@ fn check_artifact_against_contract(artifact: &[u8], contract: &FeatureContract) 
             ),
         ));
     }
-    if !model
-        .outputs()
-        .iter()
-        .any(|o| o.name == contract.model.output)
-    {
+    if !model.outputs().iter().any(|o| o.name == contract.model.output) {
         let names: Vec<_> = model.outputs().iter().map(|o| o.name.as_str()).collect();
         return Err(Error::invalid(
             "contract_mismatch",
@@ -425,18 +342,9 @@ fn check_artifact_against_contract(artifact: &[u8], contract: &FeatureContract) 
     Ok(())
 }
 
-fn one_id(
-    ids: Vec<String>,
-    typed: &str,
-    code: &'static str,
-    what: &str,
-    hint: &str,
-) -> Result<String> {
+fn one_id(ids: Vec<String>, typed: &str, code: &'static str, what: &str, hint: &str) -> Result<String> {
     match ids.len() {
-        0 => Err(Error::not_found(
-            code,
-            format!("no {what} with id `{typed}` (see `{hint}`)"),
-        )),
+        0 => Err(Error::not_found(code, format!("no {what} with id `{typed}` (see `{hint}`)"))),
         1 => Ok(ids.into_iter().next().unwrap_or_default()),
         _ => Err(Error::invalid(
             "ambiguous_id",

@@ -17,9 +17,7 @@ pub(crate) fn shape(path: &Path, format: DatasetFormat) -> Result<TableShape> {
     if format == DatasetFormat::Parquet {
         return Err(Error::invalid(
             "unsupported_format",
-            format!(
-                "{shown}: Parquet snapshots are read by the data checks; register CSV files here"
-            ),
+            format!("{shown}: Parquet snapshots are read by the data checks; register CSV files here"),
         ));
     }
     let mut reader = csv::ReaderBuilder::new()
@@ -32,24 +30,15 @@ pub(crate) fn shape(path: &Path, format: DatasetFormat) -> Result<TableShape> {
         .map_err(|e| Error::invalid("dataset_malformed", format!("{shown}: header: {e}")))?
         .clone();
     if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
-        return Err(Error::invalid(
-            "dataset_empty",
-            format!("{shown}: the file is empty (no header row)"),
-        ));
+        return Err(Error::invalid("dataset_empty", format!("{shown}: the file is empty (no header row)")));
     }
     let mut columns = Vec::with_capacity(headers.len());
     for (i, h) in headers.iter().enumerate() {
         let name = std::str::from_utf8(h).map_err(|_| {
-            Error::invalid(
-                "dataset_malformed",
-                format!("{shown}: header column {} is not valid UTF-8", i + 1),
-            )
+            Error::invalid("dataset_malformed", format!("{shown}: header column {} is not valid UTF-8", i + 1))
         })?;
         if columns.iter().any(|c| c == name) {
-            return Err(Error::invalid(
-                "dataset_malformed",
-                format!("{shown}: column `{name}` appears twice in the header"),
-            ));
+            return Err(Error::invalid("dataset_malformed", format!("{shown}: column `{name}` appears twice in the header")));
         }
         columns.push(name.to_owned());
     }
@@ -62,17 +51,12 @@ pub(crate) fn shape(path: &Path, format: DatasetFormat) -> Result<TableShape> {
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(rows + 2);
                 let why = match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => {
+                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
                         format!("has {len} fields where the header has {expected_len}")
                     }
                     _ => e.to_string(),
                 };
-                return Err(Error::invalid(
-                    "dataset_malformed",
-                    format!("{shown}: line {line}: {why}"),
-                ));
+                return Err(Error::invalid("dataset_malformed", format!("{shown}: line {line}: {why}")));
             }
         }
     }

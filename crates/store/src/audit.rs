@@ -194,14 +194,7 @@ async fn insert_many(c: Conn<'_>, events: &[AuditEvent]) -> Result<()> {
         }
         sql.push_str(&format!(
             "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8
+            b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8
         ));
     }
     on_conn!(c, c => {

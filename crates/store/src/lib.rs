@@ -11,9 +11,9 @@
 //! this process or another.
 
 mod audit;
-mod evaluation;
 mod migrate;
 mod registry;
+mod evaluation;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -24,13 +24,7 @@ pub struct Global {
     #[arg(long, global = true, env = "VIGIL_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
     /// A PostgreSQL URL (postgres://…) instead of the home's embedded SQLite store
-    #[arg(
-        long,
-        global = true,
-        env = "VIGIL_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    #[arg(long, global = true, env = "VIGIL_DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Who is acting: written into every audit event [default: $USER]
     #[arg(long = "as", global = true, env = "VIGIL_USER", value_name = "USER")]

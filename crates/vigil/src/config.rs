@@ -37,8 +37,7 @@ pub fn default_home() -> PathBuf {
 fn read_file_config(home: &Path) -> Result<FileConfig> {
     let path = home.join(CONFIG_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text)
-            .with_context(|| format!("reading the configuration {}", path.display())),
+        Ok(text) => toml::from_str(&text).with_context(|| format!("reading the configuration {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
         Err(e) => Err(e).with_context(|| format!("reading the configuration {}", path.display())),
     }
@@ -47,30 +46,21 @@ fn read_file_config(home: &Path) -> Result<FileConfig> {
 pub fn user_name(flag: Option<&str>) -> Result<UserName> {
     let raw = match flag {
         Some(u) => u.to_owned(),
-        None => std::env::var("USER")
-            .unwrap_or_else(|_| "local".into())
-            .to_ascii_lowercase(),
+        None => std::env::var("USER").unwrap_or_else(|_| "local".into()).to_ascii_lowercase(),
     };
     UserName::parse(&raw).with_context(|| "choosing who acts (--as / VIGIL_USER)".to_string())
 }
 
 impl Config {
     pub fn load(g: &Global, home_override: Option<PathBuf>) -> Result<Config> {
-        let home = home_override
-            .or_else(|| g.home.clone())
-            .unwrap_or_else(default_home);
+        let home = home_override.or_else(|| g.home.clone()).unwrap_or_else(default_home);
         let file = read_file_config(&home)?;
         let database_url = g.database_url.clone().or(file.database_url);
         if let Some(u) = &database_url
             && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
         {
-            bail!(
-                "--database-url must be a postgres:// URL (the default store is the home's SQLite file)"
-            );
+            bail!("--database-url must be a postgres:// URL (the default store is the home's SQLite file)");
         }
-        Ok(Config {
-            location: Location { home, database_url },
-            user: user_name(g.user.as_deref())?,
-        })
+        Ok(Config { location: Location { home, database_url }, user: user_name(g.user.as_deref())? })
     }
 }

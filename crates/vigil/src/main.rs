@@ -18,10 +18,7 @@ use crate::output::Out;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.global.json;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -38,9 +35,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let out = Out {
-        json: cli.global.json,
-    };
+    let out = Out { json: cli.global.json };
     match cli.command {
         Command::Quickstart(args) => quickstart::run(&cli.global, &out, args).await,
         command => {
@@ -62,9 +57,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn report_error(e: &anyhow::Error, json: bool) {
-    let code = e
-        .downcast_ref::<vigil_service::Error>()
-        .map_or("error", |s| s.code);
+    let code = e.downcast_ref::<vigil_service::Error>().map_or("error", |s| s.code);
     if json {
         let v = serde_json::json!({ "error": { "code": code, "message": format!("{e:#}") } });
         eprintln!("{v}");

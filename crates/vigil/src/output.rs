@@ -8,11 +8,7 @@ pub struct Out {
 
 impl Out {
     /// Prints `value` as JSON, or the human text.
-    pub fn emit<T: Serialize>(
-        &self,
-        value: &T,
-        human: impl FnOnce() -> String,
-    ) -> anyhow::Result<()> {
+    pub fn emit<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) -> anyhow::Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
         } else {

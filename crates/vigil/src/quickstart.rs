@@ -7,9 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use vigil_service::{
-    CreateModel, Location, RegisterDataset, RegisterRelease, SystemClock, VerifyOutcome, Vigil,
-};
+use vigil_service::{CreateModel, Location, RegisterDataset, RegisterRelease, SystemClock, VerifyOutcome, Vigil};
 
 use crate::cli::{Global, QuickstartArgs};
 use crate::config::user_name;
@@ -17,55 +15,22 @@ use crate::output::Out;
 
 /// The example bundle, built into the binary so the quickstart needs nothing else.
 pub const BUNDLE: &[(&str, &[u8])] = &[
-    (
-        "train.csv",
-        include_bytes!("../../../examples/deterioration/train.csv"),
-    ),
-    (
-        "validation.csv",
-        include_bytes!("../../../examples/deterioration/validation.csv"),
-    ),
-    (
-        "dataset-manifest.toml",
-        include_bytes!("../../../examples/deterioration/dataset-manifest.toml"),
-    ),
-    (
-        "validation-manifest.toml",
-        include_bytes!("../../../examples/deterioration/validation-manifest.toml"),
-    ),
-    (
-        "model.onnx",
-        include_bytes!("../../../examples/deterioration/model.onnx"),
-    ),
-    (
-        "contract.toml",
-        include_bytes!("../../../examples/deterioration/contract.toml"),
-    ),
-    (
-        "intended-use.toml",
-        include_bytes!("../../../examples/deterioration/intended-use.toml"),
-    ),
-    (
-        "hyperparameters.json",
-        include_bytes!("../../../examples/deterioration/hyperparameters.json"),
-    ),
-    (
-        "requirements.lock",
-        include_bytes!("../../../examples/deterioration/requirements.lock"),
-    ),
-    (
-        "reference-predictions.csv",
-        include_bytes!("../../../examples/deterioration/reference-predictions.csv"),
-    ),
+    ("train.csv", include_bytes!("../../../examples/deterioration/train.csv")),
+    ("validation.csv", include_bytes!("../../../examples/deterioration/validation.csv")),
+    ("dataset-manifest.toml", include_bytes!("../../../examples/deterioration/dataset-manifest.toml")),
+    ("validation-manifest.toml", include_bytes!("../../../examples/deterioration/validation-manifest.toml")),
+    ("model.onnx", include_bytes!("../../../examples/deterioration/model.onnx")),
+    ("contract.toml", include_bytes!("../../../examples/deterioration/contract.toml")),
+    ("intended-use.toml", include_bytes!("../../../examples/deterioration/intended-use.toml")),
+    ("hyperparameters.json", include_bytes!("../../../examples/deterioration/hyperparameters.json")),
+    ("requirements.lock", include_bytes!("../../../examples/deterioration/requirements.lock")),
+    ("reference-predictions.csv", include_bytes!("../../../examples/deterioration/reference-predictions.csv")),
 ];
 
 pub const MODEL: &str = "deterioration-risk";
 
 fn bundle(name: &str) -> &'static [u8] {
-    BUNDLE
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map_or(&[], |(_, b)| b)
+    BUNDLE.iter().find(|(n, _)| *n == name).map_or(&[], |(_, b)| b)
 }
 
 fn write_bundle(dir: &Path) -> Result<()> {
@@ -80,8 +45,7 @@ fn write_bundle(dir: &Path) -> Result<()> {
 }
 
 fn text(name: &str) -> Result<String> {
-    String::from_utf8(bundle(name).to_vec())
-        .with_context(|| format!("the bundled {name} is not UTF-8"))
+    String::from_utf8(bundle(name).to_vec()).with_context(|| format!("the bundled {name} is not UTF-8"))
 }
 
 pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode> {
@@ -89,10 +53,7 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
         .demo_home
         .or_else(|| g.home.clone())
         .unwrap_or_else(|| PathBuf::from("vigil-demo"));
-    let location = Location {
-        home: home.clone(),
-        database_url: g.database_url.clone(),
-    };
+    let location = Location { home: home.clone(), database_url: g.database_url.clone() };
     let user = user_name(g.user.as_deref())?;
     let say = |s: String| {
         if !out.json {
@@ -104,11 +65,7 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
     let (vigil, init) = Vigil::init(&location, Arc::new(SystemClock), &user).await?;
     say(format!(
         "  1. {} the home: store {} (schema {}), artifacts in {}",
-        if init.created {
-            "initialised"
-        } else {
-            "reused"
-        },
+        if init.created { "initialised" } else { "reused" },
         init.database,
         init.schema_version,
         home.join(vigil_service::ARTIFACTS_DIR).display()
@@ -116,10 +73,7 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
 
     let bundle_dir = home.join("example");
     write_bundle(&bundle_dir)?;
-    say(format!(
-        "  2. wrote the example bundle to {}",
-        bundle_dir.display()
-    ));
+    say(format!("  2. wrote the example bundle to {}", bundle_dir.display()));
 
     let train = vigil
         .register_dataset(
@@ -189,20 +143,13 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
                 environment: Some(bundle("requirements.lock").to_vec()),
                 hyperparameters: Some(bundle("hyperparameters.json").to_vec()),
                 thresholds: vec![0.15, 0.3],
-                changelog: Some(
-                    "First release: standard-scaled logistic regression on 10 vitals and labs"
-                        .into(),
-                ),
+                changelog: Some("First release: standard-scaled logistic regression on 10 vitals and labs".into()),
             },
         )
         .await?;
     say(format!(
         "  5. {} release {} (the SHA-256 of its manifest)",
-        if release.created {
-            "registered"
-        } else {
-            "found"
-        },
+        if release.created { "registered" } else { "found" },
         release.value.id
     ));
 
@@ -235,9 +182,5 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
             String::new,
         )?;
     }
-    Ok(if intact {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(3)
-    })
+    Ok(if intact { ExitCode::SUCCESS } else { ExitCode::from(3) })
 }

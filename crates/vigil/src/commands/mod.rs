@@ -90,36 +90,12 @@ fn dataset_text(d: &DatasetSnapshot) -> String {
 pub async fn dataset(cfg: &Config, out: &Out, cmd: DatasetCmd) -> Result<ExitCode> {
     let vigil = open(cfg).await?;
     match cmd {
-        DatasetCmd::Register {
-            file,
-            name,
-            manifest,
-        } => {
-            let manifest_toml = manifest
-                .as_deref()
-                .map(|p| read_text(p, "dataset manifest"))
-                .transpose()?;
-            let r = vigil
-                .register_dataset(
-                    &cfg.user,
-                    RegisterDataset {
-                        path: file,
-                        name,
-                        manifest_toml,
-                    },
-                )
-                .await?;
+        DatasetCmd::Register { file, name, manifest } => {
+            let manifest_toml = manifest.as_deref().map(|p| read_text(p, "dataset manifest")).transpose()?;
+            let r = vigil.register_dataset(&cfg.user, RegisterDataset { path: file, name, manifest_toml }).await?;
             out.emit(&r, || {
-                let verb = if r.created {
-                    "Registered"
-                } else {
-                    "Already registered (nothing written):"
-                };
-                format!(
-                    "{verb} dataset snapshot {}\n{}",
-                    r.value.id,
-                    dataset_text(&r.value)
-                )
+                let verb = if r.created { "Registered" } else { "Already registered (nothing written):" };
+                format!("{verb} dataset snapshot {}\n{}", r.value.id, dataset_text(&r.value))
             })?;
         }
         DatasetCmd::List => {
@@ -162,11 +138,7 @@ fn model_text(m: &Model) -> String {
         u.who_acts,
         u.when_uncertain,
         format_args!(" {}", u.when_unavailable),
-        u.limitations
-            .iter()
-            .map(|l| format!("    - {l}"))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        u.limitations.iter().map(|l| format!("    - {l}")).collect::<Vec<_>>().join("\n"),
         m.created_at,
         m.created_by
     )
@@ -175,29 +147,12 @@ fn model_text(m: &Model) -> String {
 pub async fn model(cfg: &Config, out: &Out, cmd: ModelCmd) -> Result<ExitCode> {
     let vigil = open(cfg).await?;
     match cmd {
-        ModelCmd::Create {
-            name,
-            intended_use,
-            risk_tier,
-            clinical_owner,
-            technical_owner,
-        } => {
+        ModelCmd::Create { name, intended_use, risk_tier, clinical_owner, technical_owner } => {
             let intended_use_toml = read_text(&intended_use, "intended use")?;
             let m = vigil
-                .create_model(
-                    &cfg.user,
-                    CreateModel {
-                        name,
-                        intended_use_toml,
-                        risk_tier,
-                        clinical_owner,
-                        technical_owner,
-                    },
-                )
+                .create_model(&cfg.user, CreateModel { name, intended_use_toml, risk_tier, clinical_owner, technical_owner })
                 .await?;
-            out.emit(&m, || {
-                format!("Created model {}\n{}", m.name, model_text(&m))
-            })?;
+            out.emit(&m, || format!("Created model {}\n{}", m.name, model_text(&m)))?;
         }
         ModelCmd::List => {
             let all = vigil.list_models().await?;
@@ -205,18 +160,10 @@ pub async fn model(cfg: &Config, out: &Out, cmd: ModelCmd) -> Result<ExitCode> {
                 let rows: Vec<Vec<String>> = all
                     .iter()
                     .map(|m| {
-                        vec![
-                            m.name.to_string(),
-                            m.risk_tier.to_string(),
-                            m.clinical_owner.clone(),
-                            m.technical_owner.clone(),
-                        ]
+                        vec![m.name.to_string(), m.risk_tier.to_string(), m.clinical_owner.clone(), m.technical_owner.clone()]
                     })
                     .collect();
-                table(
-                    &["NAME", "RISK", "CLINICAL OWNER", "TECHNICAL OWNER"],
-                    &rows,
-                )
+                table(&["NAME", "RISK", "CLINICAL OWNER", "TECHNICAL OWNER"], &rows)
             })?;
         }
         ModelCmd::Show { name } => {
@@ -230,9 +177,7 @@ pub async fn model(cfg: &Config, out: &Out, cmd: ModelCmd) -> Result<ExitCode> {
 fn release_text(r: &Release) -> String {
     let m = &r.manifest;
     let opt = |p: &Option<vigil_domain::release::Pinned>| {
-        p.as_ref().map_or("-".to_string(), |p| {
-            format!("sha256:{} ({} bytes)", p.digest, p.size)
-        })
+        p.as_ref().map_or("-".to_string(), |p| format!("sha256:{} ({} bytes)", p.digest, p.size))
     };
     format!(
         "release {}\n  model:           {}\n  artifact:        sha256:{} ({} bytes, {})\n  contract:        sha256:{}\n  training data:   {}\n  code commit:     {}\n  environment:     {}\n  hyperparameters: {}\n  thresholds:      {}\n  changelog:       {}\n  registered {} by {}",
@@ -249,11 +194,7 @@ fn release_text(r: &Release) -> String {
         if m.thresholds.is_empty() {
             "-".to_string()
         } else {
-            m.thresholds
-                .iter()
-                .map(|t| t.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            m.thresholds.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
         },
         m.changelog.as_deref().unwrap_or("-"),
         r.registered_at,
@@ -261,27 +202,15 @@ fn release_text(r: &Release) -> String {
     )
 }
 
-pub async fn register_release(
-    vigil: &Vigil,
-    cfg: &Config,
-    a: RegisterReleaseArgs,
-) -> Result<vigil_service::Registered<Release>> {
+pub async fn register_release(vigil: &Vigil, cfg: &Config, a: RegisterReleaseArgs) -> Result<vigil_service::Registered<Release>> {
     let req = RegisterRelease {
         model: a.model,
         artifact: read_bytes(&a.artifact, "model artifact")?,
         contract: read_bytes(&a.contract, "feature contract")?,
         training_data: a.training_data,
         code_commit: a.code_commit,
-        environment: a
-            .environment
-            .as_deref()
-            .map(|p| read_bytes(p, "environment lockfile"))
-            .transpose()?,
-        hyperparameters: a
-            .hyperparameters
-            .as_deref()
-            .map(|p| read_bytes(p, "hyperparameters"))
-            .transpose()?,
+        environment: a.environment.as_deref().map(|p| read_bytes(p, "environment lockfile")).transpose()?,
+        hyperparameters: a.hyperparameters.as_deref().map(|p| read_bytes(p, "hyperparameters")).transpose()?,
         thresholds: a.thresholds,
         changelog: a.changelog,
     };
@@ -294,11 +223,7 @@ pub async fn release(cfg: &Config, out: &Out, cmd: ReleaseCmd) -> Result<ExitCod
         ReleaseCmd::Register(a) => {
             let r = register_release(&vigil, cfg, a).await?;
             out.emit(&r, || {
-                let verb = if r.created {
-                    "Registered"
-                } else {
-                    "Already registered (nothing written):"
-                };
+                let verb = if r.created { "Registered" } else { "Already registered (nothing written):" };
                 format!("{verb} release {}\n{}", r.value.id, release_text(&r.value))
             })?;
         }
@@ -322,12 +247,7 @@ pub async fn release(cfg: &Config, out: &Out, cmd: ReleaseCmd) -> Result<ExitCod
         ReleaseCmd::Show { id } => {
             let r = vigil.get_release(&id).await?;
             vigil.verify_release_artifacts(&r)?;
-            out.emit(&r, || {
-                format!(
-                    "{}\n  artifacts verified against their digests",
-                    release_text(&r)
-                )
-            })?;
+            out.emit(&r, || format!("{}\n  artifacts verified against their digests", release_text(&r)))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -346,9 +266,7 @@ pub async fn audit(cfg: &Config, out: &Out, cmd: AuditCmd) -> Result<ExitCode> {
                     "Audit chain intact: {} events verified in {:.3} s; head {}",
                     report.verified,
                     elapsed,
-                    report
-                        .head
-                        .map_or("(empty log)".to_string(), |h| h.to_hex())
+                    report.head.map_or("(empty log)".to_string(), |h| h.to_hex())
                 ),
                 VerifyOutcome::Broken { at, message } => format!(
                     "AUDIT CHAIN BROKEN at event {}: {message}\n  {} events before it verified",
@@ -360,32 +278,12 @@ pub async fn audit(cfg: &Config, out: &Out, cmd: AuditCmd) -> Result<ExitCode> {
                 return Ok(ExitCode::from(3));
             }
         }
-        AuditCmd::Log {
-            subject,
-            action,
-            after,
-            limit,
-        } => {
-            let events = vigil
-                .list_audit(&AuditFilter {
-                    subject,
-                    action,
-                    after_seq: after,
-                    limit,
-                })
-                .await?;
+        AuditCmd::Log { subject, action, after, limit } => {
+            let events = vigil.list_audit(&AuditFilter { subject, action, after_seq: after, limit }).await?;
             out.emit(&events, || {
                 let rows: Vec<Vec<String>> = events
                     .iter()
-                    .map(|e| {
-                        vec![
-                            e.seq.to_string(),
-                            e.at.to_string(),
-                            e.actor.clone(),
-                            e.action.clone(),
-                            e.subject.clone(),
-                        ]
-                    })
+                    .map(|e| vec![e.seq.to_string(), e.at.to_string(), e.actor.clone(), e.action.clone(), e.subject.clone()])
                     .collect();
                 table(&["SEQ", "TIME", "ACTOR", "ACTION", "SUBJECT"], &rows)
             })?;
