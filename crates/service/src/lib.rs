@@ -7,6 +7,9 @@ mod clock;
 mod error;
 mod registry;
 mod tabular;
+mod columns;
+pub mod drift;
+pub mod evaluation;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -13,6 +13,7 @@
 mod audit;
 mod migrate;
 mod registry;
+mod evaluation;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -58,6 +58,16 @@ pub enum Command {
     /// The hash-chained audit log
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Clinical evaluation: a score column of a file, or a release scored on a snapshot
+    #[command(subcommand)]
+    Evaluate(crate::commands::evaluate::EvaluateCmd),
+    /// Recorded evaluations: list, show
+    #[command(subcommand)]
+    Evaluation(crate::commands::evaluate::EvaluationCmd),
+    /// Compare two releases on the same snapshot: paired DeLong and metric differences
+    Compare(crate::commands::evaluate::CompareArgs),
+    /// Input drift between two datasets (files or snapshot ids)
+    Drift(crate::commands::evaluate::DriftArgs),
 }
 
 #[derive(Args, Debug)]

@@ -51,6 +51,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Model(c) => commands::model(&cfg, &out, c).await,
                 Command::Release(c) => commands::release(&cfg, &out, c).await,
                 Command::Audit(c) => commands::audit(&cfg, &out, c).await,
+                Command::Evaluate(c) => commands::evaluate::evaluate(&cfg, &out, c).await,
+                Command::Evaluation(c) => commands::evaluate::evaluation(&cfg, &out, c).await,
+                Command::Compare(a) => commands::evaluate::compare(&cfg, &out, a).await,
+                Command::Drift(a) => commands::evaluate::drift(&cfg, &out, a).await,
                 Command::Quickstart(_) => unreachable!("handled above"),
             }
         }
