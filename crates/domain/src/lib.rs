@@ -27,3 +27,6 @@ pub use model::{IntendedUse, Model, RiskTier};
 pub use release::{Release, ReleaseManifest};
 pub use stage::Stage;
 pub use time::{Duration, Timestamp};
+pub mod governance;
+pub mod policy;
+pub mod role;

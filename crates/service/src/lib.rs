@@ -7,6 +7,7 @@ mod clock;
 mod error;
 mod registry;
 mod tabular;
+pub mod governance;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub struct Vigil {
     blobs: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
     home: PathBuf,
+    evidence: Arc<dyn governance::EvidenceSource>,
 }
 
 /// What `init` did.
@@ -80,6 +82,7 @@ impl Vigil {
             tx.append_audit(vigil.clock.now(), &e).await?;
             tx.commit().await?;
         }
+        vigil.ensure_policy(actor).await?;
         let status = vigil.store.schema_status().await?;
         let report = InitReport {
             home: loc.home.clone(),
@@ -113,7 +116,7 @@ impl Vigil {
                 format!("cannot open the store at {}: {e}", redact_url(&loc.database_url())),
             )
         })?;
-        Ok(Vigil { store, blobs: Arc::new(blobs), clock, home: loc.home.clone() })
+        Ok(Vigil { store, blobs: Arc::new(blobs), clock, home: loc.home.clone(), evidence: Arc::new(governance::NoEvidence) })
     }
 
     pub fn store(&self) -> &Store {

@@ -13,6 +13,7 @@
 mod audit;
 mod migrate;
 mod registry;
+mod governance;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -28,6 +29,7 @@ use vigil_domain::Digest;
 
 pub use audit::{AuditFilter, PACKED_FIELD_SEP, PACKED_RECORD_SEP};
 pub use migrate::{MIGRATIONS, SchemaStatus};
+pub use governance::{PolicyRecord, ReviewSample, RollbackDrill, UserRecord};
 
 /// The advisory lock key that serializes writers on PostgreSQL ("vigil" in ASCII).
 const PG_WRITE_LOCK: i64 = 0x76_69_67_69_6c;

@@ -18,12 +18,22 @@ pub struct Migration {
     pub postgres: &'static str,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "foundation",
-    sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
-    postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
-}];
+/// Sorted by version (a test checks it). Migrations may arrive out of order from parallel
+/// work: each is applied if it has not been, whatever the highest applied version is.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "foundation",
+        sqlite: include_str!("../migrations/sqlite/0001_foundation.sql"),
+        postgres: include_str!("../migrations/postgres/0001_foundation.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "governance",
+        sqlite: include_str!("../migrations/sqlite/0003_governance.sql"),
+        postgres: include_str!("../migrations/postgres/0003_governance.sql"),
+    },
+];
 
 /// The newest schema version this binary knows.
 pub fn latest_version() -> i64 {
@@ -44,6 +54,8 @@ impl Migration {
 pub struct SchemaStatus {
     pub version: i64,
     pub supported: i64,
+    /// Versions this binary knows that the store has not applied.
+    pub pending: Vec<i64>,
 }
 
 const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS vigil_schema (
@@ -112,25 +124,36 @@ fn check_applied(kind: BackendKind, rows: &[(i64, String)]) -> Result<i64> {
     Ok(found)
 }
 
+/// Versions known to this binary and not among `done`, in order.
+fn pending(done: &[i64]) -> Vec<i64> {
+    MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !done.contains(v))
+        .collect()
+}
+
 impl Store {
     /// Reports the schema version, refusing a store newer than this binary.
     pub async fn schema_status(&self) -> Result<SchemaStatus> {
         let mut pc = self.acquire().await?;
-        let version = if schema_table_exists(pc.as_conn()).await? {
-            check_applied(self.kind(), &applied(pc.as_conn()).await?)?
+        let (version, done) = if schema_table_exists(pc.as_conn()).await? {
+            let rows = applied(pc.as_conn()).await?;
+            (check_applied(self.kind(), &rows)?, rows.into_iter().map(|r| r.0).collect())
         } else {
-            0
+            (0, Vec::new())
         };
         Ok(SchemaStatus {
             version,
             supported: latest_version(),
+            pending: pending(&done),
         })
     }
 
     /// Checks at start-up that the store is exactly at this binary's schema.
     pub async fn check_schema(&self) -> Result<()> {
         let s = self.schema_status().await?;
-        if s.version < s.supported {
+        if s.version < s.supported || !s.pending.is_empty() {
             return Err(Error::SchemaBehind {
                 found: s.version,
                 supported: s.supported,
@@ -145,9 +168,11 @@ impl Store {
         let kind = self.kind();
         let mut tx = self.begin().await?;
         on_conn!(tx.as_conn(), c => { sqlx::query(CREATE_SCHEMA_TABLE).execute(&mut *c).await?; });
-        let done = check_applied(kind, &applied(tx.as_conn()).await?)?;
+        let rows = applied(tx.as_conn()).await?;
+        check_applied(kind, &rows)?;
+        let done: Vec<i64> = rows.into_iter().map(|r| r.0).collect();
         let mut applied_now = Vec::new();
-        for m in MIGRATIONS.iter().filter(|m| m.version > done) {
+        for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
             let sql = m.sql(kind);
             let checksum = Digest::of(sql.as_bytes()).to_hex();
             on_conn!(tx.as_conn(), c => {
@@ -164,5 +189,14 @@ impl Store {
         }
         tx.commit().await?;
         Ok(applied_now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_sorted_and_unique() {
+        let v: Vec<i64> = super::MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(v.windows(2).all(|w| w[0] < w[1]), "{v:?}");
     }
 }

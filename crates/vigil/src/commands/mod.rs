@@ -1,5 +1,7 @@
 //! What each command does: read the user's files, call the service, print the result.
 
+pub mod governance;
+
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
