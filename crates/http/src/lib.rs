@@ -72,12 +72,19 @@ async fn with_request_id(
     resp
 }
 
+/// The layer that turns a panicking handler into a 500 answer.
+pub type PanicLayer = CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>) -> Response>;
+
+pub fn panic_layer() -> PanicLayer {
+    CatchPanicLayer::custom(error::panic_response as fn(Box<dyn std::any::Any + Send + 'static>) -> Response)
+}
+
 /// The API as a router, ready for `axum::serve` or in-process tests.
 pub fn router(vigil: Vigil) -> Router {
     let state = Arc::new(AppState::new(vigil));
     routes::api()
         .fallback(handlers::not_found)
-        .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(panic_layer())
         .layer(middleware::from_fn_with_state(state.clone(), with_request_id))
         .with_state(state)
 }
