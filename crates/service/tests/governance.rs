@@ -10,7 +10,7 @@ use vigil_domain::policy::{DataCheckSummary, EvaluationSummary, GateStatus, Subg
 use vigil_domain::role::{Role, Roles};
 use vigil_domain::{Digest, Duration, ReleaseId, Stage, Timestamp, UserName};
 use vigil_service::governance::{BoxFuture, EvidenceSource};
-use vigil_service::{CreateModel, FixedClock, Location, RegisterDataset, RegisterRelease, Result, Vigil};
+use vigil_service::{Clock, CreateModel, FixedClock, Location, RegisterDataset, RegisterRelease, Result, Vigil};
 use vigil_store::{AuditFilter, BackendKind};
 use vigil_test_support::{TestDb, both_backends, example};
 
@@ -294,7 +294,7 @@ both_backends! {
         let t3 = w.clock.now();
 
         let live = |h: vigil_service::governance::HistoryReport| (h.live_at.production, h.live_at.shadow);
-        assert_eq!(live(v.history("deterioration-risk", Some(T0)).await.unwrap()), (None, None));
+        assert_eq!(live(v.history("deterioration-risk", Some(T0.minus(Duration::from_secs(1)))).await.unwrap()), (None, None));
         assert_eq!(live(v.history("deterioration-risk", Some(t1)).await.unwrap()), (Some(a), None));
         assert_eq!(live(v.history("deterioration-risk", Some(t2)).await.unwrap()), (Some(b), None));
         assert_eq!(live(v.history("deterioration-risk", Some(t3)).await.unwrap()), (Some(a), None));
