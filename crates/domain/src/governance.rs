@@ -32,7 +32,9 @@ impl Decision {
         match s {
             "approved" => Ok(Decision::Approved),
             "rejected" => Ok(Decision::Rejected),
-            _ => Err(Error::invalid(format!("`{s}` is not a decision (approved, rejected)"))),
+            _ => Err(Error::invalid(format!(
+                "`{s}` is not a decision (approved, rejected)"
+            ))),
         }
     }
 }
@@ -135,7 +137,12 @@ impl ReviewSummary {
         }
         let ids: Vec<i64> = reviews.iter().map(|r| r.id).collect();
         let digest = crate::canonical::canonical_digest(&ids).unwrap_or(crate::audit::GENESIS_HASH);
-        ReviewSummary { plausible: p, implausible: i, unsafe_: u, digest }
+        ReviewSummary {
+            plausible: p,
+            implausible: i,
+            unsafe_: u,
+            digest,
+        }
     }
 }
 
@@ -225,8 +232,14 @@ pub struct StageChange {
 /// Why a move is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LifecycleError {
-    NotAllowed { release: ReleaseId, from: Stage, to: Stage },
-    ShadowOccupied { by: ReleaseId },
+    NotAllowed {
+        release: ReleaseId,
+        from: Stage,
+        to: Stage,
+    },
+    ShadowOccupied {
+        by: ReleaseId,
+    },
     NoProduction,
     NoPrevious,
 }
@@ -281,7 +294,10 @@ impl ModelLifecycle {
     }
 
     pub fn in_stage(&self, s: Stage) -> Option<ReleaseId> {
-        self.stages.iter().find(|(_, st)| **st == s).map(|(r, _)| *r)
+        self.stages
+            .iter()
+            .find(|(_, st)| **st == s)
+            .map(|(r, _)| *r)
     }
 
     /// The release a rollback would put back.
@@ -290,7 +306,9 @@ impl ModelLifecycle {
         self.production_order
             .iter()
             .rev()
-            .find(|r| Some(**r) != current && matches!(self.stage(r), Stage::Approved | Stage::Shadow))
+            .find(|r| {
+                Some(**r) != current && matches!(self.stage(r), Stage::Approved | Stage::Shadow)
+            })
             .copied()
     }
 
@@ -300,7 +318,11 @@ impl ModelLifecycle {
             Move::To(r, to) => {
                 let from = self.stage(&r);
                 if to == Stage::Retired || !from.can_move_to(to) {
-                    return Err(LifecycleError::NotAllowed { release: r, from, to });
+                    return Err(LifecycleError::NotAllowed {
+                        release: r,
+                        from,
+                        to,
+                    });
                 }
                 let forward = to > from;
                 let mut out = Vec::new();
@@ -320,13 +342,25 @@ impl ModelLifecycle {
                         related: Some(r),
                     });
                 }
-                let kind = if forward { ChangeKind::Promoted } else { ChangeKind::Demoted };
+                let kind = if forward {
+                    ChangeKind::Promoted
+                } else {
+                    ChangeKind::Demoted
+                };
                 let related = out.first().map(|c| c.release);
-                out.push(StageChange { release: r, from, to, kind, related });
+                out.push(StageChange {
+                    release: r,
+                    from,
+                    to,
+                    kind,
+                    related,
+                });
                 Ok(out)
             }
             Move::Rollback => {
-                let current = self.in_stage(Stage::Production).ok_or(LifecycleError::NoProduction)?;
+                let current = self
+                    .in_stage(Stage::Production)
+                    .ok_or(LifecycleError::NoProduction)?;
                 let prev = self.rollback_target().ok_or(LifecycleError::NoPrevious)?;
                 Ok(vec![
                     StageChange {
@@ -348,9 +382,19 @@ impl ModelLifecycle {
             Move::Retire(r) => {
                 let from = self.stage(&r);
                 if !from.can_move_to(Stage::Retired) {
-                    return Err(LifecycleError::NotAllowed { release: r, from, to: Stage::Retired });
+                    return Err(LifecycleError::NotAllowed {
+                        release: r,
+                        from,
+                        to: Stage::Retired,
+                    });
                 }
-                Ok(vec![StageChange { release: r, from, to: Stage::Retired, kind: ChangeKind::Retired, related: None }])
+                Ok(vec![StageChange {
+                    release: r,
+                    from,
+                    to: Stage::Retired,
+                    kind: ChangeKind::Retired,
+                    related: None,
+                }])
             }
         }
     }
@@ -382,7 +426,12 @@ mod tests {
     fn promoting_to_production_displaces_and_rollback_restores() {
         let mut l = ModelLifecycle::default();
         for r in [rid(1), rid(2)] {
-            for to in [Stage::Validated, Stage::Approved, Stage::Shadow, Stage::Production] {
+            for to in [
+                Stage::Validated,
+                Stage::Approved,
+                Stage::Shadow,
+                Stage::Production,
+            ] {
                 let c = l.plan(Move::To(r, to)).unwrap();
                 l.apply(&c);
             }

@@ -42,7 +42,8 @@ impl GateName {
         let ok = !s.is_empty()
             && s.len() <= 64
             && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
             Ok(GateName(s.to_owned()))
         } else {
@@ -197,7 +198,10 @@ impl GatePolicy {
                         )));
                     }
                     check_rule(&g.rule).map_err(|m| {
-                        Error::invalid(format!("gate policy: tier {n}, {st}, gate `{}`: {m}", g.name))
+                        Error::invalid(format!(
+                            "gate policy: tier {n}, {st}, gate `{}`: {m}",
+                            g.name
+                        ))
                     })?;
                 }
                 by_stage.insert(st, gates);
@@ -211,7 +215,10 @@ impl GatePolicy {
                 )));
             }
         }
-        Ok(GatePolicy { description: f.description, tiers })
+        Ok(GatePolicy {
+            description: f.description,
+            tiers,
+        })
     }
 
     /// The gates for entering `to` at `tier` (empty for backward moves).
@@ -251,8 +258,17 @@ fn check_rule(r: &GateRule) -> std::result::Result<(), String> {
                 return Err(format!("min {a} is above max {b}"));
             }
         }
-        GateRule::SubgroupGap { min_ratio, max_ratio, max_gap, .. } => {
-            if !(min_ratio.is_finite() && max_ratio.is_finite() && *min_ratio > 0.0 && min_ratio <= max_ratio) {
+        GateRule::SubgroupGap {
+            min_ratio,
+            max_ratio,
+            max_gap,
+            ..
+        } => {
+            if !(min_ratio.is_finite()
+                && max_ratio.is_finite()
+                && *min_ratio > 0.0
+                && min_ratio <= max_ratio)
+            {
                 return Err("ratios must be positive with min_ratio ≤ max_ratio".into());
             }
             if !finite(max_gap) {
@@ -264,7 +280,10 @@ fn check_rule(r: &GateRule) -> std::result::Result<(), String> {
                 return Err("name at least one role and a count of at least 1".into());
             }
         }
-        GateRule::ClinicalReview { min_plausible_fraction: Some(f), .. } if !(0.0..=1.0).contains(f) => {
+        GateRule::ClinicalReview {
+            min_plausible_fraction: Some(f),
+            ..
+        } if !(0.0..=1.0).contains(f) => {
             return Err("min_plausible_fraction must lie in [0, 1]".into());
         }
         _ => {}
@@ -340,8 +359,16 @@ impl Evidence {
     /// checks and the clinical case reviews on record. Anything new changes it, so a
     /// sign-off given before it no longer counts.
     pub fn digest(&self) -> Digest {
-        let mut evals: Vec<_> = self.evaluations.iter().map(|e| json!([e.id, e.digest])).collect();
-        let mut checks: Vec<_> = self.data_checks.iter().map(|c| json!([c.id, c.digest])).collect();
+        let mut evals: Vec<_> = self
+            .evaluations
+            .iter()
+            .map(|e| json!([e.id, e.digest]))
+            .collect();
+        let mut checks: Vec<_> = self
+            .data_checks
+            .iter()
+            .map(|c| json!([c.id, c.digest]))
+            .collect();
         evals.sort_by_key(|v| v.to_string());
         checks.sort_by_key(|v| v.to_string());
         let v = json!({
@@ -404,7 +431,14 @@ pub fn evaluate_gates(gates: &[Gate], ev: &Evidence, now: Timestamp) -> Vec<Gate
                 (false, Some(_)) => GateStatus::Covered,
                 (false, None) => GateStatus::Unmet,
             };
-            GateResult { gate: g.name.clone(), kind, status, detail, evidence, exception }
+            GateResult {
+                gate: g.name.clone(),
+                kind,
+                status,
+                detail,
+                evidence,
+                exception,
+            }
         })
         .collect()
 }
@@ -427,18 +461,27 @@ fn evaluate_rule(
     match rule {
         GateRule::Metric { metric, min, max } => {
             let Some(e) = ev.latest_evaluation() else {
-                return (false, "metric", "no evaluation recorded".into(), Value::Null);
+                return (
+                    false,
+                    "metric",
+                    "no evaluation recorded".into(),
+                    Value::Null,
+                );
             };
             let want = bounds_text(*min, *max);
             match e.metrics.get(metric) {
                 None => (
                     false,
                     "metric",
-                    format!("the latest evaluation ({}) does not report `{metric}`", e.id),
+                    format!(
+                        "the latest evaluation ({}) does not report `{metric}`",
+                        e.id
+                    ),
                     json!({"evaluation": e.id}),
                 ),
                 Some(v) => {
-                    let ok = v.is_finite() && min.is_none_or(|a| *v >= a) && max.is_none_or(|b| *v <= b);
+                    let ok =
+                        v.is_finite() && min.is_none_or(|a| *v >= a) && max.is_none_or(|b| *v <= b);
                     (
                         ok,
                         "metric",
@@ -448,22 +491,42 @@ fn evaluate_rule(
                 }
             }
         }
-        GateRule::SubgroupGap { metric, min_ratio, max_ratio, max_gap } => {
+        GateRule::SubgroupGap {
+            metric,
+            min_ratio,
+            max_ratio,
+            max_gap,
+        } => {
             let Some(e) = ev.latest_evaluation() else {
-                return (false, "subgroup_gap", "no evaluation recorded".into(), Value::Null);
-            };
-            let Some(overall) = e.metrics.get(metric).copied().filter(|v| v.is_finite() && *v > 0.0) else {
                 return (
                     false,
                     "subgroup_gap",
-                    format!("the latest evaluation ({}) does not report an overall `{metric}`", e.id),
+                    "no evaluation recorded".into(),
+                    Value::Null,
+                );
+            };
+            let Some(overall) = e
+                .metrics
+                .get(metric)
+                .copied()
+                .filter(|v| v.is_finite() && *v > 0.0)
+            else {
+                return (
+                    false,
+                    "subgroup_gap",
+                    format!(
+                        "the latest evaluation ({}) does not report an overall `{metric}`",
+                        e.id
+                    ),
                     json!({"evaluation": e.id}),
                 );
             };
             let mut worst: Option<(f64, &SubgroupMetrics, f64)> = None;
             let mut judged = 0;
             for s in e.subgroups.iter().filter(|s| !s.too_small) {
-                let Some(v) = s.metrics.get(metric).copied().filter(|v| v.is_finite()) else { continue };
+                let Some(v) = s.metrics.get(metric).copied().filter(|v| v.is_finite()) else {
+                    continue;
+                };
                 judged += 1;
                 let ratio = v / overall;
                 // Distance outside [1/max, max] on a log scale, so 0.8 and 1.25 weigh the same.
@@ -476,13 +539,18 @@ fn evaluate_rule(
                 None => (
                     false,
                     "subgroup_gap",
-                    format!("evaluation {} reports no subgroup large enough to judge", e.id),
+                    format!(
+                        "evaluation {} reports no subgroup large enough to judge",
+                        e.id
+                    ),
                     json!({"evaluation": e.id}),
                 ),
                 Some((_, s, v)) => {
                     let ratio = v / overall;
                     let gap = (v - overall).abs();
-                    let ok = ratio >= *min_ratio && ratio <= *max_ratio && max_gap.is_none_or(|g| gap <= g);
+                    let ok = ratio >= *min_ratio
+                        && ratio <= *max_ratio
+                        && max_gap.is_none_or(|g| gap <= g);
                     (
                         ok,
                         "subgroup_gap",
@@ -499,18 +567,37 @@ fn evaluate_rule(
         }
         GateRule::DataChecks => {
             if ev.data_checks.is_empty() {
-                return (false, "data_checks", "no data check results recorded".into(), Value::Null);
+                return (
+                    false,
+                    "data_checks",
+                    "no data check results recorded".into(),
+                    Value::Null,
+                );
             }
             let failing: Vec<String> = ev
                 .data_checks
                 .iter()
-                .flat_map(|c| c.blocking_failures.iter().map(move |f| format!("{f} on {}", c.dataset.short())))
+                .flat_map(|c| {
+                    c.blocking_failures
+                        .iter()
+                        .map(move |f| format!("{f} on {}", c.dataset.short()))
+                })
                 .collect();
             let ids: Vec<_> = ev.data_checks.iter().map(|c| c.id.clone()).collect();
             if failing.is_empty() {
-                (true, "data_checks", format!("{} data check runs, no blocking failure", ids.len()), json!({"checks": ids}))
+                (
+                    true,
+                    "data_checks",
+                    format!("{} data check runs, no blocking failure", ids.len()),
+                    json!({"checks": ids}),
+                )
             } else {
-                (false, "data_checks", format!("blocking checks failed: {}", failing.join("; ")), json!({"checks": ids, "failing": failing}))
+                (
+                    false,
+                    "data_checks",
+                    format!("blocking checks failed: {}", failing.join("; ")),
+                    json!({"checks": ids, "failing": failing}),
+                )
             }
         }
         GateRule::SignOff { roles, count } => {
@@ -558,13 +645,27 @@ fn evaluate_rule(
                     stale_names.join(", ")
                 );
             }
-            (all, "sign_off", detail, json!({"evidence_digest": current, "counted": used, "stale": stale_names}))
+            (
+                all,
+                "sign_off",
+                detail,
+                json!({"evidence_digest": current, "counted": used, "stale": stale_names}),
+            )
         }
-        GateRule::Shadow { min_days, min_predictions } => match &ev.shadow {
-            None => (false, "shadow", "the release has not run in shadow".into(), Value::Null),
+        GateRule::Shadow {
+            min_days,
+            min_predictions,
+        } => match &ev.shadow {
+            None => (
+                false,
+                "shadow",
+                "the release has not run in shadow".into(),
+                Value::Null,
+            ),
             Some(s) => {
                 let days = now.since(s.since).as_secs_f64() / 86_400.0;
-                let ok = now.since(s.since) >= Duration::from_days(i64::from(*min_days)) && s.scored >= *min_predictions;
+                let ok = now.since(s.since) >= Duration::from_days(i64::from(*min_days))
+                    && s.scored >= *min_predictions;
                 (
                     ok,
                     "shadow",
@@ -577,25 +678,49 @@ fn evaluate_rule(
             }
         },
         GateRule::RollbackDrill => {
-            let drills: Vec<_> = ev.rollback_drills.iter().filter(|t| **t >= ev.registered_at).collect();
+            let drills: Vec<_> = ev
+                .rollback_drills
+                .iter()
+                .filter(|t| **t >= ev.registered_at)
+                .collect();
             match drills.iter().max() {
-                Some(t) => (true, "rollback_drill", format!("rollback rehearsed at {t}"), json!({"latest": t})),
-                None => (false, "rollback_drill", "no rollback drill recorded since the release was registered".into(), Value::Null),
+                Some(t) => (
+                    true,
+                    "rollback_drill",
+                    format!("rollback rehearsed at {t}"),
+                    json!({"latest": t}),
+                ),
+                None => (
+                    false,
+                    "rollback_drill",
+                    "no rollback drill recorded since the release was registered".into(),
+                    Value::Null,
+                ),
             }
         }
         GateRule::IntendedUse => {
             let ok = ev.intended_use_complete && ev.owners_named;
             let detail = match (ev.intended_use_complete, ev.owners_named) {
-                (true, true) => "intended use complete; clinical and technical owners named".to_string(),
+                (true, true) => {
+                    "intended use complete; clinical and technical owners named".to_string()
+                }
                 (false, _) => "the intended use is incomplete".to_string(),
                 (true, false) => "the clinical or technical owner is not named".to_string(),
             };
             (ok, "intended_use", detail, Value::Null)
         }
-        GateRule::ClinicalReview { min_cases, max_unsafe, min_plausible_fraction } => {
+        GateRule::ClinicalReview {
+            min_cases,
+            max_unsafe,
+            min_plausible_fraction,
+        } => {
             let r = &ev.review;
             let n = r.plausible + r.implausible + r.unsafe_;
-            let frac = if n > 0 { r.plausible as f64 / n as f64 } else { 0.0 };
+            let frac = if n > 0 {
+                r.plausible as f64 / n as f64
+            } else {
+                0.0
+            };
             let ok = n >= *min_cases
                 && r.unsafe_ <= *max_unsafe
                 && min_plausible_fraction.is_none_or(|f| n > 0 && frac >= f);
@@ -607,7 +732,9 @@ fn evaluate_rule(
                     r.plausible,
                     r.implausible,
                     r.unsafe_,
-                    min_plausible_fraction.map_or(String::new(), |f| format!("; plausible fraction {frac:.2} (needs {f})"))
+                    min_plausible_fraction.map_or(String::new(), |f| format!(
+                        "; plausible fraction {frac:.2} (needs {f})"
+                    ))
                 ),
                 json!({"reviewed": n, "plausible": r.plausible, "implausible": r.implausible, "unsafe": r.unsafe_}),
             )
@@ -625,14 +752,26 @@ mod tests {
     fn default_policy_parses_and_higher_tiers_demand_more() {
         let p = GatePolicy::from_toml(DEFAULT).unwrap();
         let n = |t: u8| -> usize {
-            GATED_STAGES.iter().map(|s| p.gates(RiskTier::new(t).unwrap(), *s).len()).sum()
+            GATED_STAGES
+                .iter()
+                .map(|s| p.gates(RiskTier::new(t).unwrap(), *s).len())
+                .sum()
         };
-        assert!(n(1) < n(2) && n(2) < n(3) && n(3) <= n(4), "{} {} {} {}", n(1), n(2), n(3), n(4));
+        assert!(
+            n(1) < n(2) && n(2) < n(3) && n(3) <= n(4),
+            "{} {} {} {}",
+            n(1),
+            n(2),
+            n(3),
+            n(4)
+        );
     }
 
     #[test]
     fn bad_policies_are_refused_with_the_place() {
-        let e = GatePolicy::from_toml("[tiers.1]\n").unwrap_err().to_string();
+        let e = GatePolicy::from_toml("[tiers.1]\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tier 2 is missing"), "{e}");
         let bad = DEFAULT.replacen("kind = \"metric\"", "kind = \"vibes\"", 1);
         assert!(GatePolicy::from_toml(&bad).is_err());

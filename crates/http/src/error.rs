@@ -34,7 +34,9 @@ impl From<Error> for ApiError {
 }
 
 fn request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "unknown".into())
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 impl IntoResponse for ApiError {

@@ -39,15 +39,24 @@ impl Caller {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Caller, ApiError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Caller, ApiError> {
         let result = match bearer(&parts.headers) {
             None => Err(Error::new(
                 ErrorKind::Unauthenticated,
@@ -59,10 +68,16 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         match result {
             Ok(u) => Ok(Caller(u)),
             Err(e) if e.kind == ErrorKind::Unauthenticated => {
-                let who = UserName::parse("anonymous").map_err(|x| ApiError(Error::internal(x.to_string())))?;
+                let who = UserName::parse("anonymous")
+                    .map_err(|x| ApiError(Error::internal(x.to_string())))?;
                 let subject = format!("api:{}", parts.uri.path());
                 let extra = json!({ "method": parts.method.as_str(), "path": parts.uri.path() });
-                Err(ApiError(state.vigil.refused(&who, "request", &subject, &e, extra).await))
+                Err(ApiError(
+                    state
+                        .vigil
+                        .refused(&who, "request", &subject, &e, extra)
+                        .await,
+                ))
             }
             Err(e) => Err(ApiError(e)),
         }
@@ -70,7 +85,10 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError(Error::not_found("route_not_found", "no such endpoint under /api/v1 (see /api/v1/openapi.json)"))
+    ApiError(Error::not_found(
+        "route_not_found",
+        "no such endpoint under /api/v1 (see /api/v1/openapi.json)",
+    ))
 }
 
 pub async fn openapi() -> Json<Value> {
@@ -85,11 +103,19 @@ pub async fn list_models(State(s): State<Arc<AppState>>, _c: Caller) -> ApiResul
     ok(s.vigil.list_models().await?)
 }
 
-pub async fn get_model(State(s): State<Arc<AppState>>, _c: Caller, Path(name): Path<String>) -> ApiResult {
+pub async fn get_model(
+    State(s): State<Arc<AppState>>,
+    _c: Caller,
+    Path(name): Path<String>,
+) -> ApiResult {
     ok(s.vigil.get_model(&name).await?)
 }
 
-pub async fn list_model_releases(State(s): State<Arc<AppState>>, _c: Caller, Path(name): Path<String>) -> ApiResult {
+pub async fn list_model_releases(
+    State(s): State<Arc<AppState>>,
+    _c: Caller,
+    Path(name): Path<String>,
+) -> ApiResult {
     let v: Vec<Value> = s
         .vigil
         .list_release_stages(&name)
@@ -112,7 +138,11 @@ pub async fn history(
     q: Result<Query<AtQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| invalid("invalid_query", e.body_text()))?;
-    let at = q.at.as_deref().map(Timestamp::parse).transpose().map_err(|e| invalid("invalid_time", e.to_string()))?;
+    let at =
+        q.at.as_deref()
+            .map(Timestamp::parse)
+            .transpose()
+            .map_err(|e| invalid("invalid_time", e.to_string()))?;
     ok(s.vigil.history(&name, at).await?)
 }
 
@@ -125,7 +155,8 @@ pub struct RollbackRequest {
 }
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v).map_err(|e| invalid("invalid_body", e.body_text()))
+    b.map(|Json(v)| v)
+        .map_err(|e| invalid("invalid_body", e.body_text()))
 }
 
 pub async fn rollback(
@@ -135,14 +166,20 @@ pub async fn rollback(
     b: Result<Json<RollbackRequest>, JsonRejection>,
 ) -> ApiResult {
     let b = body(b)?;
-    ok(s.vigil.rollback(c.name(), &name, &b.reason, b.drill).await?)
+    ok(s.vigil
+        .rollback(c.name(), &name, &b.reason, b.drill)
+        .await?)
 }
 
 pub async fn list_datasets(State(s): State<Arc<AppState>>, _c: Caller) -> ApiResult {
     ok(s.vigil.list_datasets().await?)
 }
 
-pub async fn get_dataset(State(s): State<Arc<AppState>>, _c: Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn get_dataset(
+    State(s): State<Arc<AppState>>,
+    _c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     ok(s.vigil.get_dataset(&id).await?)
 }
 
@@ -160,13 +197,21 @@ pub async fn list_releases(
     ok(s.vigil.list_releases(q.model.as_deref()).await?)
 }
 
-pub async fn get_release(State(s): State<Arc<AppState>>, _c: Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn get_release(
+    State(s): State<Arc<AppState>>,
+    _c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     let r = s.vigil.get_release(&id).await?;
     let stage = s.vigil.release_stage(&r).await?;
     ok(json!({ "release": r, "stage": stage }))
 }
 
-pub async fn list_evaluations(State(s): State<Arc<AppState>>, _c: Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn list_evaluations(
+    State(s): State<Arc<AppState>>,
+    _c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     let r = s.vigil.get_release(&id).await?;
     ok(s.vigil.gather_evidence(&r).await?.evaluations)
 }
@@ -177,7 +222,8 @@ pub struct ToQuery {
 }
 
 fn stage(s: &str) -> Result<Stage, ApiError> {
-    s.parse::<Stage>().map_err(|e| invalid("invalid_stage", e.to_string()))
+    s.parse::<Stage>()
+        .map_err(|e| invalid("invalid_stage", e.to_string()))
 }
 
 pub async fn gates(
@@ -187,11 +233,18 @@ pub async fn gates(
     q: Result<Query<ToQuery>, QueryRejection>,
 ) -> ApiResult {
     let Query(q) = q.map_err(|e| invalid("invalid_query", e.body_text()))?;
-    let to = stage(q.to.as_deref().ok_or_else(|| invalid("missing_stage", "give the target stage as `?to=`"))?)?;
+    let to = stage(
+        q.to.as_deref()
+            .ok_or_else(|| invalid("missing_stage", "give the target stage as `?to=`"))?,
+    )?;
     ok(s.vigil.gates(&id, to).await?)
 }
 
-pub async fn list_sign_offs(State(s): State<Arc<AppState>>, _c: Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn list_sign_offs(
+    State(s): State<Arc<AppState>>,
+    _c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     ok(s.vigil.list_sign_offs(&id).await?)
 }
 
@@ -212,12 +265,20 @@ pub async fn sign_off(
 ) -> ApiResult {
     let b = body(b)?;
     let role = Role::parse(&b.role).map_err(|e| invalid("invalid_role", e.to_string()))?;
-    let decision = Decision::parse(&b.decision).map_err(|e| invalid("invalid_decision", e.to_string()))?;
-    let so = s.vigil.sign_off(c.name(), &id, role, decision, &b.comment).await?;
+    let decision =
+        Decision::parse(&b.decision).map_err(|e| invalid("invalid_decision", e.to_string()))?;
+    let so = s
+        .vigil
+        .sign_off(c.name(), &id, role, decision, &b.comment)
+        .await?;
     Ok((StatusCode::CREATED, Json(so)).into_response())
 }
 
-pub async fn list_exceptions(State(s): State<Arc<AppState>>, _c: Caller, Path(id): Path<String>) -> ApiResult {
+pub async fn list_exceptions(
+    State(s): State<Arc<AppState>>,
+    _c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     ok(s.vigil.list_exceptions(&id).await?)
 }
 
@@ -236,8 +297,12 @@ pub async fn grant_exception(
     b: Result<Json<ExceptionRequest>, JsonRejection>,
 ) -> ApiResult {
     let b = body(b)?;
-    let exp = Timestamp::parse(&b.expires_at).map_err(|e| invalid("invalid_time", e.to_string()))?;
-    let x = s.vigil.grant_exception(c.name(), &id, &b.gate, &b.rationale, exp).await?;
+    let exp =
+        Timestamp::parse(&b.expires_at).map_err(|e| invalid("invalid_time", e.to_string()))?;
+    let x = s
+        .vigil
+        .grant_exception(c.name(), &id, &b.gate, &b.rationale, exp)
+        .await?;
     Ok((StatusCode::CREATED, Json(x)).into_response())
 }
 
@@ -255,7 +320,10 @@ pub async fn promote(
     b: Result<Json<PromotionRequest>, JsonRejection>,
 ) -> ApiResult {
     let b = body(b)?;
-    let out = s.vigil.promote(c.name(), &id, stage(&b.to)?, &b.reason).await?;
+    let out = s
+        .vigil
+        .promote(c.name(), &id, stage(&b.to)?, &b.reason)
+        .await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 

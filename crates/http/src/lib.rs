@@ -39,16 +39,26 @@ impl AppState {
             Some(p) => p,
             None => format!("{:08x}", vigil.clock().now().as_micros() as u32),
         };
-        AppState { vigil, id_prefix: prefix, next_id: AtomicU64::new(1) }
+        AppState {
+            vigil,
+            id_prefix: prefix,
+            next_id: AtomicU64::new(1),
+        }
     }
 
     fn request_id(&self) -> String {
-        format!("{}-{:06}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{}-{:06}",
+            self.id_prefix,
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        )
     }
 }
 
 fn getrandom_prefix(b: &mut [u8; 4]) -> Option<String> {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
     let n = (t.as_nanos() as u32) ^ std::process::id().rotate_left(16);
     *b = n.to_le_bytes();
     Some(b.iter().map(|x| format!("{x:02x}")).collect())
@@ -76,7 +86,9 @@ async fn with_request_id(
 pub type PanicLayer = CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>) -> Response>;
 
 pub fn panic_layer() -> PanicLayer {
-    CatchPanicLayer::custom(error::panic_response as fn(Box<dyn std::any::Any + Send + 'static>) -> Response)
+    CatchPanicLayer::custom(
+        error::panic_response as fn(Box<dyn std::any::Any + Send + 'static>) -> Response,
+    )
 }
 
 /// The API as a router, ready for `axum::serve` or in-process tests.
@@ -85,16 +97,25 @@ pub fn router(vigil: Vigil) -> Router {
     routes::api()
         .fallback(handlers::not_found)
         .layer(panic_layer())
-        .layer(middleware::from_fn_with_state(state.clone(), with_request_id))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            with_request_id,
+        ))
         .with_state(state)
 }
 
 /// Serves the API on `addr` until SIGTERM or Ctrl-C, finishing requests in flight.
 /// `on_bound` is told the address actually bound (port 0 picks a free one).
-pub async fn serve(vigil: Vigil, addr: SocketAddr, on_bound: impl FnOnce(SocketAddr)) -> std::io::Result<()> {
+pub async fn serve(
+    vigil: Vigil,
+    addr: SocketAddr,
+    on_bound: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     on_bound(listener.local_addr()?);
-    axum::serve(listener, router(vigil)).with_graceful_shutdown(shutdown_signal()).await
+    axum::serve(listener, router(vigil))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
 }
 
 async fn shutdown_signal() {

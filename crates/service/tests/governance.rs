@@ -10,7 +10,9 @@ use vigil_domain::policy::{DataCheckSummary, EvaluationSummary, GateStatus, Subg
 use vigil_domain::role::{Role, Roles};
 use vigil_domain::{Digest, Duration, ReleaseId, Stage, Timestamp, UserName};
 use vigil_service::governance::{BoxFuture, EvidenceSource};
-use vigil_service::{Clock, CreateModel, FixedClock, Location, RegisterDataset, RegisterRelease, Result, Vigil};
+use vigil_service::{
+    Clock, CreateModel, FixedClock, Location, RegisterDataset, RegisterRelease, Result, Vigil,
+};
 use vigil_store::{AuditFilter, BackendKind};
 use vigil_test_support::{TestDb, both_backends, example};
 
@@ -22,15 +24,29 @@ struct Recorded {
 }
 
 impl EvidenceSource for Recorded {
-    fn evaluations<'a>(&'a self, r: &'a ReleaseId) -> BoxFuture<'a, Result<Vec<EvaluationSummary>>> {
-        let v: Vec<_> = self.evaluations.lock().unwrap().iter().filter(|e| e.id.starts_with(&r.short())).cloned().collect();
+    fn evaluations<'a>(
+        &'a self,
+        r: &'a ReleaseId,
+    ) -> BoxFuture<'a, Result<Vec<EvaluationSummary>>> {
+        let v: Vec<_> = self
+            .evaluations
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.id.starts_with(&r.short()))
+            .cloned()
+            .collect();
         Box::pin(async move { Ok(v) })
     }
     fn data_checks<'a>(&'a self, _: &'a ReleaseId) -> BoxFuture<'a, Result<Vec<DataCheckSummary>>> {
         let v = self.checks.lock().unwrap().clone();
         Box::pin(async move { Ok(v) })
     }
-    fn shadow_predictions<'a>(&'a self, _: &'a ReleaseId, _: Timestamp) -> BoxFuture<'a, Result<u64>> {
+    fn shadow_predictions<'a>(
+        &'a self,
+        _: &'a ReleaseId,
+        _: Timestamp,
+    ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async { Ok(10_000) })
     }
 }
@@ -92,13 +108,19 @@ async fn world(db: TestDb, tier: u8, n: usize) -> World {
         database_url: (db.kind == BackendKind::Postgres).then(|| db.url.clone()),
     };
     let evidence = Arc::new(Recorded::default());
-    let (vigil, _) = Vigil::init(&loc, clock.clone(), &user("admin")).await.unwrap();
+    let (vigil, _) = Vigil::init(&loc, clock.clone(), &user("admin"))
+        .await
+        .unwrap();
     let vigil = vigil.with_evidence(evidence.clone());
     let ds = user("ds");
     let data = vigil
         .register_dataset(
             &ds,
-            RegisterDataset { path: example("deterioration/train.csv"), name: "train".into(), manifest_toml: None },
+            RegisterDataset {
+                path: example("deterioration/train.csv"),
+                name: "train".into(),
+                manifest_toml: None,
+            },
         )
         .await
         .unwrap();
@@ -107,7 +129,10 @@ async fn world(db: TestDb, tier: u8, n: usize) -> World {
             &ds,
             CreateModel {
                 name: "deterioration-risk".into(),
-                intended_use_toml: std::fs::read_to_string(example("deterioration/intended-use.toml")).unwrap(),
+                intended_use_toml: std::fs::read_to_string(example(
+                    "deterioration/intended-use.toml",
+                ))
+                .unwrap(),
                 risk_tier: tier,
                 clinical_owner: "Dr Ward".into(),
                 technical_owner: "ML team".into(),
@@ -136,20 +161,45 @@ async fn world(db: TestDb, tier: u8, n: usize) -> World {
             .unwrap();
         releases.push(r.value.id);
     }
-    World { vigil, clock, evidence, releases, _db: db }
+    World {
+        vigil,
+        clock,
+        evidence,
+        releases,
+        _db: db,
+    }
 }
 
 async fn actions(v: &Vigil, action: &str) -> usize {
-    v.list_audit(&AuditFilter { action: Some(action.into()), limit: 10_000, ..Default::default() }).await.unwrap().len()
+    v.list_audit(&AuditFilter {
+        action: Some(action.into()),
+        limit: 10_000,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+    .len()
 }
 
 /// Evidence and a clinical sign-off enough for a tier-1 release to reach `approved`.
 async fn approve_tier1(w: &World, r: &ReleaseId) {
     let v = &w.vigil;
     w.evidence.evaluate(r, 1, w.clock.now(), 0.75);
-    v.promote(&user("ds"), &r.to_string(), Stage::Validated, "evaluated").await.unwrap();
-    v.sign_off(&user("rev"), &r.to_string(), Role::ClinicalReviewer, Decision::Approved, "ok").await.unwrap();
-    v.promote(&user("gov"), &r.to_string(), Stage::Approved, "signed off").await.unwrap();
+    v.promote(&user("ds"), &r.to_string(), Stage::Validated, "evaluated")
+        .await
+        .unwrap();
+    v.sign_off(
+        &user("rev"),
+        &r.to_string(),
+        Role::ClinicalReviewer,
+        Decision::Approved,
+        "ok",
+    )
+    .await
+    .unwrap();
+    v.promote(&user("gov"), &r.to_string(), Stage::Approved, "signed off")
+        .await
+        .unwrap();
 }
 
 both_backends! {

@@ -2,7 +2,9 @@
 //! exceptions, rollback drills, review samples and case reviews.
 
 use sqlx::Row;
-use vigil_domain::governance::{CaseReview, ChangeKind, Decision, Exception, Promotion, SignOff, Verdict};
+use vigil_domain::governance::{
+    CaseReview, ChangeKind, Decision, Exception, Promotion, SignOff, Verdict,
+};
 use vigil_domain::policy::GateName;
 use vigil_domain::role::{Role, Roles};
 use vigil_domain::{Digest, ModelName, ReleaseId, SnapshotId, Stage, Timestamp, UserName};
@@ -63,7 +65,8 @@ pub struct ReviewSample {
 
 // ---- users ------------------------------------------------------------------------------
 
-const USER_COLUMNS: &str = "name, roles, token_hash, created_at, created_by, revoked_at, revoked_by";
+const USER_COLUMNS: &str =
+    "name, roles, token_hash, created_at, created_by, revoked_at, revoked_by";
 
 macro_rules! user_rows {
     ($rows:expr) => {
@@ -155,13 +158,16 @@ async fn list_stages(c: Conn<'_>, model: &ModelName) -> Result<Vec<(ReleaseId, S
     rows.into_iter()
         .map(|(r, s, t)| {
             let what = format!("stage of release {r}");
-            Ok((dec(ReleaseId::parse(&r), &what)?, dec(s.parse::<Stage>(), &what)?, dec(Timestamp::parse(&t), &what)?))
+            Ok((
+                dec(ReleaseId::parse(&r), &what)?,
+                dec(s.parse::<Stage>(), &what)?,
+                dec(Timestamp::parse(&t), &what)?,
+            ))
         })
         .collect()
 }
 
-const PROMOTION_COLUMNS: &str =
-    "id, model, release_id, from_stage, to_stage, kind, related_release, reason, exceptions, actor, at";
+const PROMOTION_COLUMNS: &str = "id, model, release_id, from_stage, to_stage, kind, related_release, reason, exceptions, actor, at";
 
 async fn list_promotions(c: Conn<'_>, model: &ModelName) -> Result<Vec<Promotion>> {
     let sql = format!("SELECT {PROMOTION_COLUMNS} FROM promotions WHERE model = $1 ORDER BY id");
@@ -358,7 +364,8 @@ fn conflict_or(e: sqlx::Error, msg: impl FnOnce() -> String) -> Error {
 
 impl Tx {
     pub async fn insert_user(&mut self, u: &UserRecord) -> Result<()> {
-        let sql = format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL, NULL)");
+        let sql =
+            format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, NULL, NULL)");
         let r = on_conn!(self.as_conn(), c => {
             sqlx::query(&sql)
                 .bind(u.name.as_str())
@@ -373,7 +380,12 @@ impl Tx {
         r.map_err(|e| conflict_or(e, || format!("user `{}` already exists", u.name)))
     }
 
-    pub async fn revoke_user(&mut self, name: &UserName, at: Timestamp, by: &UserName) -> Result<()> {
+    pub async fn revoke_user(
+        &mut self,
+        name: &UserName,
+        at: Timestamp,
+        by: &UserName,
+    ) -> Result<()> {
         on_conn!(self.as_conn(), c => {
             sqlx::query("UPDATE users SET revoked_at = $1, revoked_by = $2 WHERE name = $3 AND revoked_at IS NULL")
                 .bind(at.to_string())
@@ -401,7 +413,13 @@ impl Tx {
 
     /// Sets a release's stage. The unique partial indexes refuse a second production or
     /// shadow release of one model even if a caller forgot to check.
-    pub async fn set_stage(&mut self, release: &ReleaseId, model: &ModelName, stage: Stage, at: Timestamp) -> Result<()> {
+    pub async fn set_stage(
+        &mut self,
+        release: &ReleaseId,
+        model: &ModelName,
+        stage: Stage,
+        at: Timestamp,
+    ) -> Result<()> {
         let r = on_conn!(self.as_conn(), c => {
             sqlx::query(
                 "INSERT INTO release_stages (release_id, model, stage, since) VALUES ($1, $2, $3, $4) \
@@ -415,7 +433,11 @@ impl Tx {
             .await
             .map(|_| ())
         });
-        r.map_err(|e| conflict_or(e, || format!("model `{model}` already has a release in {stage}")))
+        r.map_err(|e| {
+            conflict_or(e, || {
+                format!("model `{model}` already has a release in {stage}")
+            })
+        })
     }
 
     pub async fn insert_promotion(&mut self, p: &Promotion) -> Result<i64> {

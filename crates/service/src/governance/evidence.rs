@@ -4,7 +4,10 @@
 
 use serde::Serialize;
 use vigil_domain::governance::ReviewSummary;
-use vigil_domain::policy::{DataCheckSummary, EvaluationSummary, Evidence, GateResult, GateStatus, ShadowStats, evaluate_gates};
+use vigil_domain::policy::{
+    DataCheckSummary, EvaluationSummary, Evidence, GateResult, GateStatus, ShadowStats,
+    evaluate_gates,
+};
 use vigil_domain::{Digest, Release, ReleaseId, Stage, Timestamp};
 
 use super::BoxFuture;
@@ -13,11 +16,21 @@ use crate::{Result, Vigil};
 /// Evidence recorded by other parts of Vigil.
 pub trait EvidenceSource: Send + Sync {
     /// Evaluations of the release, any order.
-    fn evaluations<'a>(&'a self, release: &'a ReleaseId) -> BoxFuture<'a, Result<Vec<EvaluationSummary>>>;
+    fn evaluations<'a>(
+        &'a self,
+        release: &'a ReleaseId,
+    ) -> BoxFuture<'a, Result<Vec<EvaluationSummary>>>;
     /// Data check runs on the datasets the release was trained and evaluated on.
-    fn data_checks<'a>(&'a self, release: &'a ReleaseId) -> BoxFuture<'a, Result<Vec<DataCheckSummary>>>;
+    fn data_checks<'a>(
+        &'a self,
+        release: &'a ReleaseId,
+    ) -> BoxFuture<'a, Result<Vec<DataCheckSummary>>>;
     /// Predictions scored by the release in shadow mode since `since`.
-    fn shadow_predictions<'a>(&'a self, release: &'a ReleaseId, since: Timestamp) -> BoxFuture<'a, Result<u64>>;
+    fn shadow_predictions<'a>(
+        &'a self,
+        release: &'a ReleaseId,
+        since: Timestamp,
+    ) -> BoxFuture<'a, Result<u64>>;
 }
 
 /// No evaluations, checks or predictions recorded yet.
@@ -25,13 +38,20 @@ pub trait EvidenceSource: Send + Sync {
 pub struct NoEvidence;
 
 impl EvidenceSource for NoEvidence {
-    fn evaluations<'a>(&'a self, _: &'a ReleaseId) -> BoxFuture<'a, Result<Vec<EvaluationSummary>>> {
+    fn evaluations<'a>(
+        &'a self,
+        _: &'a ReleaseId,
+    ) -> BoxFuture<'a, Result<Vec<EvaluationSummary>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
     fn data_checks<'a>(&'a self, _: &'a ReleaseId) -> BoxFuture<'a, Result<Vec<DataCheckSummary>>> {
         Box::pin(async { Ok(Vec::new()) })
     }
-    fn shadow_predictions<'a>(&'a self, _: &'a ReleaseId, _: Timestamp) -> BoxFuture<'a, Result<u64>> {
+    fn shadow_predictions<'a>(
+        &'a self,
+        _: &'a ReleaseId,
+        _: Timestamp,
+    ) -> BoxFuture<'a, Result<u64>> {
         Box::pin(async { Ok(0) })
     }
 }
@@ -55,7 +75,10 @@ impl GateReport {
         self.gates.iter().all(|g| g.status != GateStatus::Unmet)
     }
     pub fn unmet(&self) -> Vec<&GateResult> {
-        self.gates.iter().filter(|g| g.status == GateStatus::Unmet).collect()
+        self.gates
+            .iter()
+            .filter(|g| g.status == GateStatus::Unmet)
+            .collect()
     }
 }
 
@@ -73,24 +96,39 @@ impl Vigil {
         evaluations.sort_by_key(|e| e.at);
         let data_checks = self.evidence.data_checks(&release.id).await?;
         let stages = self.store.list_stages(&model.name).await?;
-        let shadow = match stages.iter().find(|(r, s, _)| *r == release.id && *s == Stage::Shadow) {
-            Some((_, _, since)) => {
-                Some(ShadowStats { since: *since, scored: self.evidence.shadow_predictions(&release.id, *since).await? })
-            }
+        let shadow = match stages
+            .iter()
+            .find(|(r, s, _)| *r == release.id && *s == Stage::Shadow)
+        {
+            Some((_, _, since)) => Some(ShadowStats {
+                since: *since,
+                scored: self
+                    .evidence
+                    .shadow_predictions(&release.id, *since)
+                    .await?,
+            }),
             None => None,
         };
         let drills = self.store.list_rollback_drills(&model.name).await?;
         let reviews = self.store.list_case_reviews(&release.id).await?;
         let u = &model.intended_use;
-        let intended_use_complete = [&u.target_population, &u.inputs, &u.output, &u.who_acts, &u.when_uncertain, &u.when_unavailable]
-            .iter()
-            .all(|s| !s.trim().is_empty())
+        let intended_use_complete = [
+            &u.target_population,
+            &u.inputs,
+            &u.output,
+            &u.who_acts,
+            &u.when_uncertain,
+            &u.when_unavailable,
+        ]
+        .iter()
+        .all(|s| !s.trim().is_empty())
             && !u.limitations.is_empty();
         Ok(Evidence {
             author: release.registered_by.clone(),
             registered_at: release.registered_at,
             intended_use_complete,
-            owners_named: !model.clinical_owner.trim().is_empty() && !model.technical_owner.trim().is_empty(),
+            owners_named: !model.clinical_owner.trim().is_empty()
+                && !model.technical_owner.trim().is_empty(),
             evaluations,
             data_checks,
             shadow,
@@ -104,7 +142,10 @@ impl Vigil {
     /// The stage a release is in now.
     pub async fn release_stage(&self, release: &Release) -> Result<Stage> {
         let stages = self.store.list_stages(&release.manifest.model).await?;
-        Ok(stages.into_iter().find(|(r, _, _)| *r == release.id).map_or(Stage::Registered, |(_, s, _)| s))
+        Ok(stages
+            .into_iter()
+            .find(|(r, _, _)| *r == release.id)
+            .map_or(Stage::Registered, |(_, s, _)| s))
     }
 
     /// Every gate the policy sets for moving `release` into `to`, judged on the evidence now.

@@ -6,7 +6,9 @@
 
 use serde::Serialize;
 use serde_json::json;
-use vigil_domain::governance::{ChangeKind, LifecycleError, ModelLifecycle, Move, Promotion, StageChange};
+use vigil_domain::governance::{
+    ChangeKind, LifecycleError, ModelLifecycle, Move, Promotion, StageChange,
+};
 use vigil_domain::role::Role;
 use vigil_domain::{ModelName, Release, ReleaseId, Stage, Timestamp, UserName};
 use vigil_store::RollbackDrill;
@@ -77,18 +79,29 @@ fn roles_for(from: Stage, to: Stage) -> &'static [Role] {
 
 impl Vigil {
     /// Moves a release to `to`, if every gate is met or covered by an unexpired exception.
-    pub async fn promote(&self, actor: &UserName, release_id: &str, to: Stage, reason: &str) -> Result<PromotionOutcome> {
+    pub async fn promote(
+        &self,
+        actor: &UserName,
+        release_id: &str,
+        to: Stage,
+        reason: &str,
+    ) -> Result<PromotionOutcome> {
         let release = self.get_release(release_id).await?;
         let subject = format!("release:{}", release.id);
         let from = self.release_stage(&release).await?;
-        self.authorize(actor, roles_for(from, to), "promotion", &subject).await?;
+        self.authorize(actor, roles_for(from, to), "promotion", &subject)
+            .await?;
         let reason = required_text("reason_required", "a reason", reason)?;
         if to == Stage::Retired {
             return self.retire(actor, release_id, &reason).await;
         }
         let report = self.gate_report(&release, to).await?;
         if !report.passes() {
-            let unmet: Vec<String> = report.unmet().iter().map(|g| format!("{} ({})", g.gate, g.detail)).collect();
+            let unmet: Vec<String> = report
+                .unmet()
+                .iter()
+                .map(|g| format!("{} ({})", g.gate, g.detail))
+                .collect();
             let e = Error::precondition(
                 "gates_unmet",
                 format!(
@@ -99,32 +112,86 @@ impl Vigil {
                 ),
             );
             let names: Vec<_> = report.unmet().iter().map(|g| g.gate.clone()).collect();
-            return Err(self.refused(actor, "promotion", &subject, &e, json!({ "to": to, "unmet": names })).await);
+            return Err(self
+                .refused(
+                    actor,
+                    "promotion",
+                    &subject,
+                    &e,
+                    json!({ "to": to, "unmet": names }),
+                )
+                .await);
         }
-        let exceptions: Vec<i64> = report.gates.iter().filter_map(|g| g.exception.as_ref().map(|x| x.id)).collect();
+        let exceptions: Vec<i64> = report
+            .gates
+            .iter()
+            .filter_map(|g| g.exception.as_ref().map(|x| x.id))
+            .collect();
         let changes = self
-            .apply_move(actor, &release.manifest.model, Move::To(release.id, to), Some(from), &reason, &exceptions)
+            .apply_move(
+                actor,
+                &release.manifest.model,
+                Move::To(release.id, to),
+                Some(from),
+                &reason,
+                &exceptions,
+            )
             .await;
         match changes {
-            Ok(changes) => Ok(PromotionOutcome { changes, gates: Some(report), drill: None }),
-            Err(e) if is_refusal(&e) => {
-                Err(self.refused(actor, "promotion", &subject, &e, json!({ "to": to })).await)
-            }
+            Ok(changes) => Ok(PromotionOutcome {
+                changes,
+                gates: Some(report),
+                drill: None,
+            }),
+            Err(e) if is_refusal(&e) => Err(self
+                .refused(actor, "promotion", &subject, &e, json!({ "to": to }))
+                .await),
             Err(e) => Err(e),
         }
     }
 
     /// Retires a release: final, from any stage.
-    pub async fn retire(&self, actor: &UserName, release_id: &str, reason: &str) -> Result<PromotionOutcome> {
+    pub async fn retire(
+        &self,
+        actor: &UserName,
+        release_id: &str,
+        reason: &str,
+    ) -> Result<PromotionOutcome> {
         let release = self.get_release(release_id).await?;
         let subject = format!("release:{}", release.id);
-        self.authorize(actor, roles_for(Stage::Registered, Stage::Retired), "promotion", &subject).await?;
+        self.authorize(
+            actor,
+            roles_for(Stage::Registered, Stage::Retired),
+            "promotion",
+            &subject,
+        )
+        .await?;
         let reason = required_text("reason_required", "a reason", reason)?;
-        match self.apply_move(actor, &release.manifest.model, Move::Retire(release.id), None, &reason, &[]).await {
-            Ok(changes) => Ok(PromotionOutcome { changes, gates: None, drill: None }),
-            Err(e) if is_refusal(&e) => {
-                Err(self.refused(actor, "promotion", &subject, &e, json!({ "to": Stage::Retired })).await)
-            }
+        match self
+            .apply_move(
+                actor,
+                &release.manifest.model,
+                Move::Retire(release.id),
+                None,
+                &reason,
+                &[],
+            )
+            .await
+        {
+            Ok(changes) => Ok(PromotionOutcome {
+                changes,
+                gates: None,
+                drill: None,
+            }),
+            Err(e) if is_refusal(&e) => Err(self
+                .refused(
+                    actor,
+                    "promotion",
+                    &subject,
+                    &e,
+                    json!({ "to": Stage::Retired }),
+                )
+                .await),
             Err(e) => Err(e),
         }
     }
@@ -132,32 +199,65 @@ impl Vigil {
     /// Puts the previous production release of `model` back into production and sends the
     /// current one to revalidation. A drill checks that this can be done and records the
     /// rehearsal, changing nothing.
-    pub async fn rollback(&self, actor: &UserName, model: &str, reason: &str, drill: bool) -> Result<PromotionOutcome> {
+    pub async fn rollback(
+        &self,
+        actor: &UserName,
+        model: &str,
+        reason: &str,
+        drill: bool,
+    ) -> Result<PromotionOutcome> {
         let model = self.get_model(model).await?.name;
         let subject = format!("model:{model}");
-        self.authorize(actor, &[Role::Operator], "deployment", &subject).await?;
+        self.authorize(actor, &[Role::Operator], "deployment", &subject)
+            .await?;
         let reason = required_text("reason_required", "a reason", reason)?;
         if drill {
             return match self.record_drill(actor, &model, &reason).await {
-                Ok(d) => Ok(PromotionOutcome { changes: Vec::new(), gates: None, drill: Some(d) }),
-                Err(e) if is_refusal(&e) => Err(self.refused(actor, "deployment", &subject, &e, json!({ "drill": true })).await),
+                Ok(d) => Ok(PromotionOutcome {
+                    changes: Vec::new(),
+                    gates: None,
+                    drill: Some(d),
+                }),
+                Err(e) if is_refusal(&e) => Err(self
+                    .refused(actor, "deployment", &subject, &e, json!({ "drill": true }))
+                    .await),
                 Err(e) => Err(e),
             };
         }
-        match self.apply_move(actor, &model, Move::Rollback, None, &reason, &[]).await {
-            Ok(changes) => Ok(PromotionOutcome { changes, gates: None, drill: None }),
-            Err(e) if is_refusal(&e) => Err(self.refused(actor, "deployment", &subject, &e, json!({})).await),
+        match self
+            .apply_move(actor, &model, Move::Rollback, None, &reason, &[])
+            .await
+        {
+            Ok(changes) => Ok(PromotionOutcome {
+                changes,
+                gates: None,
+                drill: None,
+            }),
+            Err(e) if is_refusal(&e) => Err(self
+                .refused(actor, "deployment", &subject, &e, json!({}))
+                .await),
             Err(e) => Err(e),
         }
     }
 
-    async fn record_drill(&self, actor: &UserName, model: &ModelName, reason: &str) -> Result<RollbackDrill> {
+    async fn record_drill(
+        &self,
+        actor: &UserName,
+        model: &ModelName,
+        reason: &str,
+    ) -> Result<RollbackDrill> {
         let mut tx = self.store.begin().await?;
         let l = ModelLifecycle::replay(&tx.list_promotions(model).await?);
         // With a release in production the drill rehearses putting the previous one back;
         // before the first go-live it rehearses withdrawing the shadow candidate.
         let (from, to) = match l.in_stage(Stage::Production) {
-            Some(p) => (p, Some(l.rollback_target().ok_or_else(|| lifecycle_error(LifecycleError::NoPrevious))?)),
+            Some(p) => (
+                p,
+                Some(
+                    l.rollback_target()
+                        .ok_or_else(|| lifecycle_error(LifecycleError::NoPrevious))?,
+                ),
+            ),
             None => match l.in_stage(Stage::Shadow) {
                 Some(s) => (s, None),
                 None => return Err(lifecycle_error(LifecycleError::NoProduction)),
@@ -203,20 +303,26 @@ impl Vigil {
         {
             return Err(Error::conflict(
                 "stage_changed",
-                format!("release {} moved to {} while its gates for {to} were being judged: look again", r.short(), l.stage(&r)),
+                format!(
+                    "release {} moved to {} while its gates for {to} were being judged: look again",
+                    r.short(),
+                    l.stage(&r)
+                ),
             ));
         }
         let plan: Vec<StageChange> = l.plan(mv).map_err(lifecycle_error)?;
         let now = self.clock.now();
         let mut out = Vec::with_capacity(plan.len());
         for c in &plan {
-            tx.set_stage(&c.release, model, c.to, now).await.map_err(|e| {
-                if e.is_conflict() {
-                    Error::conflict("stage_occupied", e.to_string())
-                } else {
-                    e.into()
-                }
-            })?;
+            tx.set_stage(&c.release, model, c.to, now)
+                .await
+                .map_err(|e| {
+                    if e.is_conflict() {
+                        Error::conflict("stage_occupied", e.to_string())
+                    } else {
+                        e.into()
+                    }
+                })?;
             let mut p = Promotion {
                 id: 0,
                 model: model.clone(),
@@ -226,7 +332,11 @@ impl Vigil {
                 kind: c.kind,
                 related: c.related,
                 reason: reason.to_owned(),
-                exceptions: if c.kind == ChangeKind::Promoted { exceptions.to_vec() } else { Vec::new() },
+                exceptions: if c.kind == ChangeKind::Promoted {
+                    exceptions.to_vec()
+                } else {
+                    Vec::new()
+                },
                 actor: actor.clone(),
                 at: now,
             };
@@ -264,7 +374,11 @@ impl Vigil {
         let l = ModelLifecycle::replay(&promotions);
         Ok(HistoryReport {
             model,
-            live_at: LiveAt { at: moment, production: l.in_stage(Stage::Production), shadow: l.in_stage(Stage::Shadow) },
+            live_at: LiveAt {
+                at: moment,
+                production: l.in_stage(Stage::Production),
+                shadow: l.in_stage(Stage::Shadow),
+            },
             promotions,
             drills,
         })
@@ -278,7 +392,10 @@ impl Vigil {
         Ok(releases
             .into_iter()
             .map(|r| {
-                let s = stages.iter().find(|(id, _, _)| *id == r.id).map_or(Stage::Registered, |(_, s, _)| *s);
+                let s = stages
+                    .iter()
+                    .find(|(id, _, _)| *id == r.id)
+                    .map_or(Stage::Registered, |(_, s, _)| *s);
                 (r, s)
             })
             .collect())

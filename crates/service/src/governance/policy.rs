@@ -27,7 +27,8 @@ pub struct AppliedPolicy {
 }
 
 fn from_record(r: PolicyRecord, changed: bool) -> Result<AppliedPolicy> {
-    let policy = GatePolicy::from_toml(&r.source).map_err(|e| Error::internal(format!("stored gate policy {}: {e}", r.version)))?;
+    let policy = GatePolicy::from_toml(&r.source)
+        .map_err(|e| Error::internal(format!("stored gate policy {}: {e}", r.version)))?;
     Ok(AppliedPolicy {
         version: r.version,
         digest: r.digest,
@@ -51,7 +52,8 @@ impl Vigil {
                 applied_by: None,
                 changed: false,
                 source: DEFAULT_POLICY.to_owned(),
-                policy: GatePolicy::from_toml(DEFAULT_POLICY).map_err(|e| Error::internal(format!("built-in policy: {e}")))?,
+                policy: GatePolicy::from_toml(DEFAULT_POLICY)
+                    .map_err(|e| Error::internal(format!("built-in policy: {e}")))?,
             }),
         }
     }
@@ -59,12 +61,18 @@ impl Vigil {
     /// Applies a policy file as a new version (governance role). Applying the text already
     /// in force changes nothing.
     pub async fn apply_policy(&self, actor: &UserName, source: &str) -> Result<AppliedPolicy> {
-        self.authorize(actor, &[Role::Governance], "policy", "policy").await?;
+        self.authorize(actor, &[Role::Governance], "policy", "policy")
+            .await?;
         self.write_policy(actor, source).await
     }
 
-    pub(crate) async fn write_policy(&self, actor: &UserName, source: &str) -> Result<AppliedPolicy> {
-        GatePolicy::from_toml(source).map_err(|e| Error::invalid("invalid_policy", e.to_string()))?;
+    pub(crate) async fn write_policy(
+        &self,
+        actor: &UserName,
+        source: &str,
+    ) -> Result<AppliedPolicy> {
+        GatePolicy::from_toml(source)
+            .map_err(|e| Error::invalid("invalid_policy", e.to_string()))?;
         let digest = Digest::of(source.as_bytes());
         let mut tx = self.store.begin().await?;
         let latest = tx.latest_policy().await?;
@@ -82,7 +90,12 @@ impl Vigil {
             applied_by: actor.clone(),
         };
         tx.insert_policy(&rec).await?;
-        let ev = audit_event(actor, "policy.applied", "policy", json!({ "version": rec.version, "digest": digest }))?;
+        let ev = audit_event(
+            actor,
+            "policy.applied",
+            "policy",
+            json!({ "version": rec.version, "digest": digest }),
+        )?;
         tx.append_audit(rec.applied_at, &ev).await?;
         tx.commit().await?;
         from_record(rec, true)

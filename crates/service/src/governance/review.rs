@@ -59,7 +59,10 @@ impl SplitMix {
 fn stratified(strata: &BTreeMap<Vec<String>, Vec<u64>>, n: usize, seed: u64) -> Vec<u64> {
     let total: usize = strata.values().map(Vec::len).sum();
     let n = n.min(total);
-    let mut alloc: Vec<usize> = strata.values().map(|rows| (rows.len() * n) / total.max(1)).collect();
+    let mut alloc: Vec<usize> = strata
+        .values()
+        .map(|rows| (rows.len() * n) / total.max(1))
+        .collect();
     for (i, rows) in strata.values().enumerate() {
         if alloc[i] == 0 && !rows.is_empty() && alloc.iter().sum::<usize>() < n {
             alloc[i] = 1;
@@ -96,32 +99,64 @@ fn stratified(strata: &BTreeMap<Vec<String>, Vec<u64>>, n: usize, seed: u64) -> 
 
 impl Vigil {
     /// Draws cases of a dataset for clinical review of a release.
-    pub async fn sample_review(&self, actor: &UserName, req: SampleRequest) -> Result<SampleReport> {
+    pub async fn sample_review(
+        &self,
+        actor: &UserName,
+        req: SampleRequest,
+    ) -> Result<SampleReport> {
         let release = self.get_release(&req.release).await?;
         let subject = format!("release:{}", release.id);
-        self.authorize(actor, &[Role::DataScientist, Role::ClinicalReviewer, Role::Governance], "review", &subject).await?;
+        self.authorize(
+            actor,
+            &[
+                Role::DataScientist,
+                Role::ClinicalReviewer,
+                Role::Governance,
+            ],
+            "review",
+            &subject,
+        )
+        .await?;
         let dataset = self.get_dataset(&req.dataset).await?;
         if req.n == 0 || req.n > 10_000 {
-            return Err(Error::invalid("invalid_sample_size", "draw between 1 and 10000 cases"));
+            return Err(Error::invalid(
+                "invalid_sample_size",
+                "draw between 1 and 10000 cases",
+            ));
         }
         let path = self.blobs.local_path(&dataset.snapshot.content.digest)?;
         let mut reader = csv::Reader::from_path(&path)
             .map_err(|e| Error::internal(format!("reading dataset {}: {e}", dataset.id.short())))?;
-        let headers = reader.headers().map_err(|e| Error::internal(e.to_string()))?.clone();
+        let headers = reader
+            .headers()
+            .map_err(|e| Error::internal(e.to_string()))?
+            .clone();
         let col = |name: &str| {
             headers.iter().position(|h| h == name).ok_or_else(|| {
-                Error::invalid("unknown_column", format!("dataset {} has no column `{name}`", dataset.id.short()))
+                Error::invalid(
+                    "unknown_column",
+                    format!("dataset {} has no column `{name}`", dataset.id.short()),
+                )
             })
         };
         let label_at = col(&req.label)?;
-        let sub_at: Vec<(String, usize)> =
-            req.subgroups.iter().map(|s| col(s).map(|i| (s.clone(), i))).collect::<Result<_>>()?;
+        let sub_at: Vec<(String, usize)> = req
+            .subgroups
+            .iter()
+            .map(|s| col(s).map(|i| (s.clone(), i)))
+            .collect::<Result<_>>()?;
         let mut strata: BTreeMap<Vec<String>, Vec<u64>> = BTreeMap::new();
         let mut values: Vec<Vec<String>> = Vec::new();
         for (row, rec) in reader.records().enumerate() {
-            let rec = rec.map_err(|e| Error::internal(format!("reading dataset {}: {e}", dataset.id.short())))?;
+            let rec = rec.map_err(|e| {
+                Error::internal(format!("reading dataset {}: {e}", dataset.id.short()))
+            })?;
             let mut key = vec![rec.get(label_at).unwrap_or("").to_owned()];
-            key.extend(sub_at.iter().map(|(_, i)| rec.get(*i).unwrap_or("").to_owned()));
+            key.extend(
+                sub_at
+                    .iter()
+                    .map(|(_, i)| rec.get(*i).unwrap_or("").to_owned()),
+            );
             strata.entry(key.clone()).or_default().push(row as u64);
             values.push(key);
         }
@@ -135,14 +170,22 @@ impl Vigil {
                 ReviewCase {
                     row: *r,
                     label: v[0].clone(),
-                    subgroups: sub_at.iter().zip(&v[1..]).map(|((n, _), x)| (n.clone(), x.clone())).collect(),
+                    subgroups: sub_at
+                        .iter()
+                        .zip(&v[1..])
+                        .map(|((n, _), x)| (n.clone(), x.clone()))
+                        .collect(),
                 }
             })
             .collect();
         let method = format!(
             "stratified by label `{}`{} (the release's scores are not used: cases are drawn by outcome and subgroup)",
             req.label,
-            if req.subgroups.is_empty() { String::new() } else { format!(" and subgroups {}", req.subgroups.join(", ")) }
+            if req.subgroups.is_empty() {
+                String::new()
+            } else {
+                format!(" and subgroups {}", req.subgroups.join(", "))
+            }
         );
         let mut sample = ReviewSample {
             id: 0,
@@ -163,7 +206,11 @@ impl Vigil {
         )?;
         tx.append_audit(sample.at, &ev).await?;
         tx.commit().await?;
-        Ok(SampleReport { sample, cases, strata: strata.len() })
+        Ok(SampleReport {
+            sample,
+            cases,
+            strata: strata.len(),
+        })
     }
 
     /// Records a clinician's verdict on one case of the release's latest review sample.
@@ -177,20 +224,40 @@ impl Vigil {
     ) -> Result<CaseReview> {
         let release = self.get_release(release_id).await?;
         let subject = format!("release:{}", release.id);
-        self.authorize(actor, &[Role::ClinicalReviewer], "review", &subject).await?;
+        self.authorize(actor, &[Role::ClinicalReviewer], "review", &subject)
+            .await?;
         if *actor == release.registered_by {
-            let e = Error::forbidden("own_release", format!("`{actor}` registered this release and cannot review its cases"));
-            return Err(self.refused(actor, "review", &subject, &e, json!({ "case": case })).await);
+            let e = Error::forbidden(
+                "own_release",
+                format!("`{actor}` registered this release and cannot review its cases"),
+            );
+            return Err(self
+                .refused(actor, "review", &subject, &e, json!({ "case": case }))
+                .await);
         }
         let comment = match verdict {
             Verdict::Plausible => comment.trim().to_owned(),
-            _ => required_text("comment_required", "a comment on an implausible or unsafe case", comment)?,
+            _ => required_text(
+                "comment_required",
+                "a comment on an implausible or unsafe case",
+                comment,
+            )?,
         };
-        let sample = self.store.latest_review_sample(&release.id).await?.ok_or_else(|| {
-            Error::precondition("no_review_sample", "draw cases first with `vigil review sample`")
-        })?;
+        let sample = self
+            .store
+            .latest_review_sample(&release.id)
+            .await?
+            .ok_or_else(|| {
+                Error::precondition(
+                    "no_review_sample",
+                    "draw cases first with `vigil review sample`",
+                )
+            })?;
         if !sample.cases.contains(&case) {
-            return Err(Error::invalid("case_not_sampled", format!("row {case} is not in review sample {}", sample.id)));
+            return Err(Error::invalid(
+                "case_not_sampled",
+                format!("row {case} is not in review sample {}", sample.id),
+            ));
         }
         let mut r = CaseReview {
             id: 0,
@@ -217,7 +284,9 @@ impl Vigil {
 
     pub async fn review_summary(&self, release_id: &str) -> Result<ReviewSummary> {
         let release = self.get_release(release_id).await?;
-        Ok(ReviewSummary::of(&self.store.list_case_reviews(&release.id).await?))
+        Ok(ReviewSummary::of(
+            &self.store.list_case_reviews(&release.id).await?,
+        ))
     }
 }
 

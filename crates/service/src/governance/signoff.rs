@@ -26,12 +26,27 @@ impl Vigil {
         if *actor == release.registered_by {
             let e = Error::forbidden(
                 "own_release",
-                format!("`{actor}` registered release {} and cannot sign off on it (separation of duties)", release.id.short()),
+                format!(
+                    "`{actor}` registered release {} and cannot sign off on it (separation of duties)",
+                    release.id.short()
+                ),
             );
-            return Err(self.refused(actor, "sign_off", &subject, &e, json!({ "role": role, "decision": decision })).await);
+            return Err(self
+                .refused(
+                    actor,
+                    "sign_off",
+                    &subject,
+                    &e,
+                    json!({ "role": role, "decision": decision }),
+                )
+                .await);
         }
         let comment = match decision {
-            Decision::Rejected => required_text("comment_required", "a comment saying why the release is rejected", comment)?,
+            Decision::Rejected => required_text(
+                "comment_required",
+                "a comment saying why the release is rejected",
+                comment,
+            )?,
             Decision::Approved => comment.trim().to_owned(),
         };
         let evidence = self.gather_evidence(&release).await?;
@@ -87,26 +102,39 @@ impl Vigil {
     ) -> Result<Exception> {
         let release = self.get_release(release_id).await?;
         let subject = format!("release:{}", release.id);
-        self.authorize(actor, &[Role::Governance], "exception", &subject).await?;
-        let gate = GateName::parse(gate).map_err(|e| Error::invalid("invalid_gate", e.to_string()))?;
+        self.authorize(actor, &[Role::Governance], "exception", &subject)
+            .await?;
+        let gate =
+            GateName::parse(gate).map_err(|e| Error::invalid("invalid_gate", e.to_string()))?;
         let policy = self.current_policy().await?;
         if !policy.policy.has_gate(&gate) {
             return Err(Error::invalid(
                 "unknown_gate",
-                format!("the gate policy in force (version {}) has no gate `{gate}` (see `vigil policy show`)", policy.version),
+                format!(
+                    "the gate policy in force (version {}) has no gate `{gate}` (see `vigil policy show`)",
+                    policy.version
+                ),
             ));
         }
         let rationale = required_text("rationale_required", "a rationale", rationale)?;
         let now = self.clock.now();
         if expires_at <= now {
-            return Err(Error::invalid("expiry_in_past", format!("the expiry {expires_at} is not in the future")));
+            return Err(Error::invalid(
+                "expiry_in_past",
+                format!("the expiry {expires_at} is not in the future"),
+            ));
         }
         if *actor == release.registered_by {
             let e = Error::forbidden(
                 "own_release",
-                format!("`{actor}` registered release {} and cannot grant it an exception", release.id.short()),
+                format!(
+                    "`{actor}` registered release {} and cannot grant it an exception",
+                    release.id.short()
+                ),
             );
-            return Err(self.refused(actor, "exception", &subject, &e, json!({ "gate": gate })).await);
+            return Err(self
+                .refused(actor, "exception", &subject, &e, json!({ "gate": gate }))
+                .await);
         }
         let mut x = Exception {
             id: 0,

@@ -35,7 +35,9 @@ pub async fn user(cfg: &Config, out: &Out, cmd: UserCmd) -> Result<ExitCode> {
         }
         UserCmd::Revoke { name } => {
             let u = vigil.revoke_user(&cfg.user, &name).await?;
-            out.emit(&u, || format!("Revoked user {}: its token no longer works", u.name))?;
+            out.emit(&u, || {
+                format!("Revoked user {}: its token no longer works", u.name)
+            })?;
         }
         UserCmd::List => {
             let all = vigil.list_users().await?;
@@ -69,7 +71,9 @@ pub async fn policy(cfg: &Config, out: &Out, cmd: PolicyCmd) -> Result<ExitCode>
     };
     out.emit(&p, || {
         let head = match (p.version, p.changed) {
-            (0, _) => "Gate policy: the built-in default (not yet applied to this store)".to_string(),
+            (0, _) => {
+                "Gate policy: the built-in default (not yet applied to this store)".to_string()
+            }
             (v, true) => format!("Applied gate policy version {v} (sha256:{})", p.digest),
             (v, false) => format!(
                 "Gate policy version {v} (sha256:{}), applied {} by {}",
@@ -82,8 +86,15 @@ pub async fn policy(cfg: &Config, out: &Out, cmd: PolicyCmd) -> Result<ExitCode>
         for (tier, stages) in &p.policy.tiers {
             for (st, gates) in stages {
                 for g in gates {
-                    let rule = serde_json::to_value(&g.rule).map(|v| v.to_string()).unwrap_or_default();
-                    rows.push(vec![tier.to_string(), st.to_string(), g.name.to_string(), rule]);
+                    let rule = serde_json::to_value(&g.rule)
+                        .map(|v| v.to_string())
+                        .unwrap_or_default();
+                    rows.push(vec![
+                        tier.to_string(),
+                        st.to_string(),
+                        g.name.to_string(),
+                        rule,
+                    ]);
                 }
             }
         }
@@ -92,10 +103,19 @@ pub async fn policy(cfg: &Config, out: &Out, cmd: PolicyCmd) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn sign_off(cfg: &Config, out: &Out, release: String, role: String, comment: String, decision: Decision) -> Result<ExitCode> {
+pub async fn sign_off(
+    cfg: &Config,
+    out: &Out,
+    release: String,
+    role: String,
+    comment: String,
+    decision: Decision,
+) -> Result<ExitCode> {
     let vigil = open(cfg).await?;
     let role = Role::parse(&role)?;
-    let s = vigil.sign_off(&cfg.user, &release, role, decision, &comment).await?;
+    let s = vigil
+        .sign_off(&cfg.user, &release, role, decision, &comment)
+        .await?;
     out.emit(&s, || {
         format!(
             "Recorded: {} {} release {} as {}\n  evidence digest: {}\n  (new evidence after this makes the sign-off stale)",
@@ -112,11 +132,24 @@ pub async fn sign_off(cfg: &Config, out: &Out, release: String, role: String, co
 pub async fn exception(cfg: &Config, out: &Out, cmd: ExceptionCmd) -> Result<ExitCode> {
     let vigil = open(cfg).await?;
     match cmd {
-        ExceptionCmd::Grant { release, gate, rationale, expires } => {
+        ExceptionCmd::Grant {
+            release,
+            gate,
+            rationale,
+            expires,
+        } => {
             let expires = Timestamp::parse(&expires)?;
-            let x = vigil.grant_exception(&cfg.user, &release, &gate, &rationale, expires).await?;
+            let x = vigil
+                .grant_exception(&cfg.user, &release, &gate, &rationale, expires)
+                .await?;
             out.emit(&x, || {
-                format!("Granted exception {} waiving gate `{}` for release {} until {}", x.id, x.gate, x.release.short(), x.expires_at)
+                format!(
+                    "Granted exception {} waiving gate `{}` for release {} until {}",
+                    x.id,
+                    x.gate,
+                    x.release.short(),
+                    x.expires_at
+                )
             })?;
         }
         ExceptionCmd::List { release } => {
@@ -131,12 +164,19 @@ pub async fn exception(cfg: &Config, out: &Out, cmd: ExceptionCmd) -> Result<Exi
                             x.gate.to_string(),
                             x.granted_by.to_string(),
                             x.expires_at.to_string(),
-                            if x.expires_at > now { "in force".into() } else { "expired".into() },
+                            if x.expires_at > now {
+                                "in force".into()
+                            } else {
+                                "expired".into()
+                            },
                             x.rationale.clone(),
                         ]
                     })
                     .collect();
-                table(&["ID", "GATE", "GRANTED BY", "EXPIRES", "STATUS", "RATIONALE"], &rows)
+                table(
+                    &["ID", "GATE", "GRANTED BY", "EXPIRES", "STATUS", "RATIONALE"],
+                    &rows,
+                )
             })?;
         }
     }
@@ -186,7 +226,15 @@ pub async fn gates(cfg: &Config, out: &Out, release: String, to: String) -> Resu
 fn changes_text(changes: &[Promotion]) -> String {
     changes
         .iter()
-        .map(|p| format!("  release {}: {} → {} ({})", p.release.short(), p.from, p.to, p.kind.as_str()))
+        .map(|p| {
+            format!(
+                "  release {}: {} → {} ({})",
+                p.release.short(),
+                p.from,
+                p.to,
+                p.kind.as_str()
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -198,7 +246,10 @@ fn outcome_text(o: &PromotionOutcome) -> String {
             "Rollback rehearsed (drill {}): release {} would be taken out and {} — nothing changed",
             d.id,
             d.from_release.short(),
-            d.to_release.map_or("no release would replace it (usual care)".to_string(), |r| format!("release {} put back", r.short()))
+            d.to_release.map_or(
+                "no release would replace it (usual care)".to_string(),
+                |r| format!("release {} put back", r.short())
+            )
         );
     } else {
         t += &format!("Done:\n{}", changes_text(&o.changes));
@@ -211,14 +262,28 @@ fn outcome_text(o: &PromotionOutcome) -> String {
     t
 }
 
-pub async fn promote(cfg: &Config, out: &Out, release: String, to: String, reason: String) -> Result<ExitCode> {
+pub async fn promote(
+    cfg: &Config,
+    out: &Out,
+    release: String,
+    to: String,
+    reason: String,
+) -> Result<ExitCode> {
     let vigil = open(cfg).await?;
-    let o = vigil.promote(&cfg.user, &release, stage(&to)?, &reason).await?;
+    let o = vigil
+        .promote(&cfg.user, &release, stage(&to)?, &reason)
+        .await?;
     out.emit(&o, || outcome_text(&o))?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn rollback(cfg: &Config, out: &Out, model: String, reason: String, drill: bool) -> Result<ExitCode> {
+pub async fn rollback(
+    cfg: &Config,
+    out: &Out,
+    model: String,
+    reason: String,
+    drill: bool,
+) -> Result<ExitCode> {
     let vigil = open(cfg).await?;
     let o = vigil.rollback(&cfg.user, &model, &reason, drill).await?;
     out.emit(&o, || outcome_text(&o))?;
@@ -232,9 +297,18 @@ pub async fn retire(cfg: &Config, out: &Out, release: String, reason: String) ->
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn history(cfg: &Config, out: &Out, model: String, at: Option<String>) -> Result<ExitCode> {
+pub async fn history(
+    cfg: &Config,
+    out: &Out,
+    model: String,
+    at: Option<String>,
+) -> Result<ExitCode> {
     let vigil = open(cfg).await?;
-    let at = at.as_deref().map(Timestamp::parse).transpose().context("reading --at")?;
+    let at = at
+        .as_deref()
+        .map(Timestamp::parse)
+        .transpose()
+        .context("reading --at")?;
     let h = vigil.history(&model, at).await?;
     out.emit(&h, || {
         let rows: Vec<Vec<String>> = h
@@ -248,15 +322,31 @@ pub async fn history(cfg: &Config, out: &Out, model: String, at: Option<String>)
                     p.kind.as_str().to_string(),
                     p.actor.to_string(),
                     p.reason.clone(),
-                    if p.exceptions.is_empty() { "-".into() } else { format!("{:?}", p.exceptions) },
+                    if p.exceptions.is_empty() {
+                        "-".into()
+                    } else {
+                        format!("{:?}", p.exceptions)
+                    },
                 ]
             })
             .collect();
-        let short = |r: Option<vigil_domain::ReleaseId>| r.map_or("none".to_string(), |r| r.short());
+        let short =
+            |r: Option<vigil_domain::ReleaseId>| r.map_or("none".to_string(), |r| r.short());
         format!(
             "History of {}\n{}\nAt {}: production {}, shadow {}",
             h.model,
-            table(&["TIME", "RELEASE", "STAGE", "KIND", "BY", "REASON", "EXCEPTIONS"], &rows),
+            table(
+                &[
+                    "TIME",
+                    "RELEASE",
+                    "STAGE",
+                    "KIND",
+                    "BY",
+                    "REASON",
+                    "EXCEPTIONS"
+                ],
+                &rows
+            ),
             h.live_at.at,
             short(h.live_at.production),
             short(h.live_at.shadow)
@@ -268,14 +358,35 @@ pub async fn history(cfg: &Config, out: &Out, model: String, at: Option<String>)
 pub async fn review(cfg: &Config, out: &Out, cmd: ReviewCmd) -> Result<ExitCode> {
     let vigil = open(cfg).await?;
     match cmd {
-        ReviewCmd::Sample { release, data, n, label, subgroups } => {
-            let r = vigil.sample_review(&cfg.user, SampleRequest { release, dataset: data, n, label, subgroups }).await?;
+        ReviewCmd::Sample {
+            release,
+            data,
+            n,
+            label,
+            subgroups,
+        } => {
+            let r = vigil
+                .sample_review(
+                    &cfg.user,
+                    SampleRequest {
+                        release,
+                        dataset: data,
+                        n,
+                        label,
+                        subgroups,
+                    },
+                )
+                .await?;
             out.emit(&r, || {
                 let rows: Vec<Vec<String>> = r
                     .cases
                     .iter()
                     .map(|c| {
-                        let sg: Vec<String> = c.subgroups.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        let sg: Vec<String> = c
+                            .subgroups
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect();
                         vec![c.row.to_string(), c.label.clone(), sg.join(" ")]
                     })
                     .collect();
@@ -289,14 +400,33 @@ pub async fn review(cfg: &Config, out: &Out, cmd: ReviewCmd) -> Result<ExitCode>
                 )
             })?;
         }
-        ReviewCmd::Record { release, case, verdict, comment } => {
+        ReviewCmd::Record {
+            release,
+            case,
+            verdict,
+            comment,
+        } => {
             let v = Verdict::parse(&verdict)?;
-            let r = vigil.record_review(&cfg.user, &release, case, v, &comment).await?;
-            out.emit(&r, || format!("Recorded review {}: row {} is {}", r.id, r.case, r.verdict.as_str()))?;
+            let r = vigil
+                .record_review(&cfg.user, &release, case, v, &comment)
+                .await?;
+            out.emit(&r, || {
+                format!(
+                    "Recorded review {}: row {} is {}",
+                    r.id,
+                    r.case,
+                    r.verdict.as_str()
+                )
+            })?;
         }
         ReviewCmd::Summary { release } => {
             let s = vigil.review_summary(&release).await?;
-            out.emit(&s, || format!("{} plausible, {} implausible, {} unsafe", s.plausible, s.implausible, s.unsafe_))?;
+            out.emit(&s, || {
+                format!(
+                    "{} plausible, {} implausible, {} unsafe",
+                    s.plausible, s.implausible, s.unsafe_
+                )
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -304,7 +434,9 @@ pub async fn review(cfg: &Config, out: &Out, cmd: ReviewCmd) -> Result<ExitCode>
 
 pub async fn serve(cfg: &Config, addr: String) -> Result<ExitCode> {
     let vigil = open(cfg).await?;
-    let addr: std::net::SocketAddr = addr.parse().with_context(|| format!("reading the address `{addr}`"))?;
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .with_context(|| format!("reading the address `{addr}`"))?;
     vigil_http::serve(vigil, addr, |bound| {
         use std::io::Write;
         println!("vigil listening on http://{bound}/api/v1");
