@@ -275,10 +275,8 @@ fn check_rule(r: &GateRule) -> std::result::Result<(), String> {
                 return Err("max_gap must be a finite number".into());
             }
         }
-        GateRule::SignOff { roles, count } => {
-            if roles.is_empty() || *count == 0 {
-                return Err("name at least one role and a count of at least 1".into());
-            }
+        GateRule::SignOff { roles, count } if roles.is_empty() || *count == 0 => {
+            return Err("name at least one role and a count of at least 1".into());
         }
         GateRule::ClinicalReview {
             min_plausible_fraction: Some(f),
