@@ -268,8 +268,10 @@ async fn list_exceptions(c: Conn<'_>, release: &ReleaseId) -> Result<Vec<Excepti
 
 // ---- drills, reviews ------------------------------------------------------------------
 
+type DrillRow = (i64, String, String, Option<String>, String, String, String);
+
 async fn list_rollback_drills(c: Conn<'_>, model: &ModelName) -> Result<Vec<RollbackDrill>> {
-    let rows: Vec<(i64, String, String, Option<String>, String, String, String)> = on_conn!(c, c => {
+    let rows: Vec<DrillRow> = on_conn!(c, c => {
         sqlx::query_as("SELECT id, model, from_release, to_release, reason, actor, at FROM rollback_drills WHERE model = $1 ORDER BY id")
             .bind(model.as_str())
             .fetch_all(&mut *c)
@@ -291,8 +293,11 @@ async fn list_rollback_drills(c: Conn<'_>, model: &ModelName) -> Result<Vec<Roll
         .collect()
 }
 
+type CaseReviewRow = (i64, String, String, i64, String, String, String, String);
+type SampleRow = (i64, String, String, String, String, String, String);
+
 async fn list_case_reviews(c: Conn<'_>, release: &ReleaseId) -> Result<Vec<CaseReview>> {
-    let rows: Vec<(i64, String, String, i64, String, String, String, String)> = on_conn!(c, c => {
+    let rows: Vec<CaseReviewRow> = on_conn!(c, c => {
         sqlx::query_as("SELECT id, release_id, dataset_id, case_row, verdict, comment, reviewer, at FROM case_reviews WHERE release_id = $1 ORDER BY id")
             .bind(release.to_string())
             .fetch_all(&mut *c)
@@ -316,7 +321,7 @@ async fn list_case_reviews(c: Conn<'_>, release: &ReleaseId) -> Result<Vec<CaseR
 }
 
 async fn latest_review_sample(c: Conn<'_>, release: &ReleaseId) -> Result<Option<ReviewSample>> {
-    let row: Option<(i64, String, String, String, String, String, String)> = on_conn!(c, c => {
+    let row: Option<SampleRow> = on_conn!(c, c => {
         sqlx::query_as("SELECT id, release_id, dataset_id, method, cases, created_by, at FROM review_samples WHERE release_id = $1 ORDER BY id DESC LIMIT 1")
             .bind(release.to_string())
             .fetch_optional(&mut *c)
