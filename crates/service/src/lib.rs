@@ -4,12 +4,13 @@
 
 mod audit;
 mod clock;
-mod error;
-mod registry;
-mod tabular;
 mod columns;
 pub mod drift;
+mod error;
 pub mod evaluation;
+pub mod governance;
+mod registry;
+mod tabular;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,6 +52,7 @@ pub struct Vigil {
     blobs: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
     home: PathBuf,
+    evidence: Arc<dyn governance::EvidenceSource>,
 }
 
 /// What `init` did.
@@ -92,6 +94,7 @@ impl Vigil {
             tx.append_audit(vigil.clock.now(), &e).await?;
             tx.commit().await?;
         }
+        vigil.ensure_policy(actor).await?;
         let status = vigil.store.schema_status().await?;
         let report = InitReport {
             home: loc.home.clone(),
@@ -136,6 +139,7 @@ impl Vigil {
             blobs: Arc::new(blobs),
             clock,
             home: loc.home.clone(),
+            evidence: Arc::new(governance::NoEvidence),
         })
     }
 

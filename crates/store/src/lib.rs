@@ -11,9 +11,10 @@
 //! this process or another.
 
 mod audit;
+mod evaluation;
+mod governance;
 mod migrate;
 mod registry;
-mod evaluation;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -28,6 +29,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use vigil_domain::Digest;
 
 pub use audit::{AuditFilter, PACKED_FIELD_SEP, PACKED_RECORD_SEP};
+pub use governance::{PolicyRecord, ReviewSample, RollbackDrill, UserRecord};
 pub use migrate::{MIGRATIONS, SchemaStatus};
 
 /// The advisory lock key that serializes writers on PostgreSQL ("vigil" in ASCII).

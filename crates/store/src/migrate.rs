@@ -18,6 +18,8 @@ pub struct Migration {
     pub postgres: &'static str,
 }
 
+/// Sorted by version (a test checks it). Each migration is applied if it has not been yet,
+/// whatever the highest applied version is.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -30,6 +32,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "evaluations",
         sqlite: include_str!("../migrations/sqlite/0002_evaluations.sql"),
         postgres: include_str!("../migrations/postgres/0002_evaluations.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "governance",
+        sqlite: include_str!("../migrations/sqlite/0003_governance.sql"),
+        postgres: include_str!("../migrations/postgres/0003_governance.sql"),
     },
 ];
 
@@ -52,6 +60,8 @@ impl Migration {
 pub struct SchemaStatus {
     pub version: i64,
     pub supported: i64,
+    /// Versions this binary knows that the store has not applied.
+    pub pending: Vec<i64>,
 }
 
 const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS vigil_schema (
@@ -120,25 +130,39 @@ fn check_applied(kind: BackendKind, rows: &[(i64, String)]) -> Result<i64> {
     Ok(found)
 }
 
+/// Versions known to this binary and not among `done`, in order.
+fn pending(done: &[i64]) -> Vec<i64> {
+    MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !done.contains(v))
+        .collect()
+}
+
 impl Store {
     /// Reports the schema version, refusing a store newer than this binary.
     pub async fn schema_status(&self) -> Result<SchemaStatus> {
         let mut pc = self.acquire().await?;
-        let version = if schema_table_exists(pc.as_conn()).await? {
-            check_applied(self.kind(), &applied(pc.as_conn()).await?)?
+        let (version, done) = if schema_table_exists(pc.as_conn()).await? {
+            let rows = applied(pc.as_conn()).await?;
+            (
+                check_applied(self.kind(), &rows)?,
+                rows.into_iter().map(|r| r.0).collect(),
+            )
         } else {
-            0
+            (0, Vec::new())
         };
         Ok(SchemaStatus {
             version,
             supported: latest_version(),
+            pending: pending(&done),
         })
     }
 
     /// Checks at start-up that the store is exactly at this binary's schema.
     pub async fn check_schema(&self) -> Result<()> {
         let s = self.schema_status().await?;
-        if s.version < s.supported {
+        if s.version < s.supported || !s.pending.is_empty() {
             return Err(Error::SchemaBehind {
                 found: s.version,
                 supported: s.supported,
@@ -153,9 +177,11 @@ impl Store {
         let kind = self.kind();
         let mut tx = self.begin().await?;
         on_conn!(tx.as_conn(), c => { sqlx::query(CREATE_SCHEMA_TABLE).execute(&mut *c).await?; });
-        let done = check_applied(kind, &applied(tx.as_conn()).await?)?;
+        let rows = applied(tx.as_conn()).await?;
+        check_applied(kind, &rows)?;
+        let done: Vec<i64> = rows.into_iter().map(|r| r.0).collect();
         let mut applied_now = Vec::new();
-        for m in MIGRATIONS.iter().filter(|m| m.version > done) {
+        for m in MIGRATIONS.iter().filter(|m| !done.contains(&m.version)) {
             let sql = m.sql(kind);
             let checksum = Digest::of(sql.as_bytes()).to_hex();
             on_conn!(tx.as_conn(), c => {
@@ -172,5 +198,14 @@ impl Store {
         }
         tx.commit().await?;
         Ok(applied_now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_sorted_and_unique() {
+        let v: Vec<i64> = super::MIGRATIONS.iter().map(|m| m.version).collect();
+        assert!(v.windows(2).all(|w| w[0] < w[1]), "{v:?}");
     }
 }

@@ -68,6 +68,144 @@ pub enum Command {
     Compare(crate::commands::evaluate::CompareArgs),
     /// Input drift between two datasets (files or snapshot ids)
     Drift(crate::commands::evaluate::DriftArgs),
+    /// Users, roles and API tokens
+    #[command(subcommand)]
+    User(UserCmd),
+    /// The gate policy: what each risk tier needs before each stage
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Sign off a release in a role, bound to the evidence on record now
+    Approve(SignOffArgs),
+    /// Reject a release in a role
+    Reject(SignOffArgs),
+    /// Exceptions: waive one gate for one release until an expiry
+    #[command(subcommand)]
+    Exception(ExceptionCmd),
+    /// List every gate for moving a release to a stage: met, unmet or covered, with evidence
+    Gates {
+        release: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// Move a release to a stage; refused (non-zero exit) unless every gate is met or covered
+    Promote {
+        release: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Put the previous production release of a model back; --drill rehearses it and changes nothing
+    Rollback {
+        model: String,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        drill: bool,
+    },
+    /// Retire a release (final)
+    Retire {
+        release: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Every promotion of a model; --at T answers what was live then
+    History {
+        model: String,
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
+    /// Structured clinical review of sampled cases
+    #[command(subcommand)]
+    Review(ReviewCmd),
+    /// Serve the REST API (/api/v1) until SIGTERM or Ctrl-C
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Add a user and print its API token once (the first user of a store also gets governance)
+    Add {
+        name: String,
+        /// data-scientist, clinical-reviewer, governance, operator, auditor (repeat or comma-separate)
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// Revoke a user: its token stops working
+    Revoke { name: String },
+    /// List users
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Apply a gate policy file as a new version (governance)
+    Apply { file: PathBuf },
+    /// Show the policy in force
+    Show,
+}
+
+#[derive(Args, Debug)]
+pub struct SignOffArgs {
+    pub release: String,
+    /// The role signed in (you must hold it)
+    #[arg(long)]
+    pub role: String,
+    #[arg(long, default_value = "")]
+    pub comment: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExceptionCmd {
+    /// Waive one named gate for a release (governance)
+    Grant {
+        release: String,
+        #[arg(long)]
+        gate: String,
+        #[arg(long)]
+        rationale: String,
+        /// YYYY-MM-DD or RFC 3339
+        #[arg(long, value_name = "DATE")]
+        expires: String,
+    },
+    /// List a release's exceptions
+    List { release: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReviewCmd {
+    /// Draw cases of a dataset for clinical review, stratified by label and subgroups
+    Sample {
+        release: String,
+        /// The dataset snapshot (id or prefix)
+        #[arg(long)]
+        data: String,
+        #[arg(long, default_value_t = 50)]
+        n: usize,
+        /// The label column
+        #[arg(long, default_value = "label")]
+        label: String,
+        /// A subgroup column to stratify by (repeatable)
+        #[arg(long = "subgroup")]
+        subgroups: Vec<String>,
+    },
+    /// Record a verdict on a sampled case
+    Record {
+        release: String,
+        /// The case's row in the sample
+        #[arg(long)]
+        case: u64,
+        /// plausible, implausible or unsafe
+        #[arg(long)]
+        verdict: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Counts of verdicts for a release
+    Summary { release: String },
 }
 
 #[derive(Args, Debug)]

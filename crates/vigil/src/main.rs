@@ -55,6 +55,52 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Evaluation(c) => commands::evaluate::evaluation(&cfg, &out, c).await,
                 Command::Compare(a) => commands::evaluate::compare(&cfg, &out, a).await,
                 Command::Drift(a) => commands::evaluate::drift(&cfg, &out, a).await,
+                Command::User(c) => commands::governance::user(&cfg, &out, c).await,
+                Command::Policy(c) => commands::governance::policy(&cfg, &out, c).await,
+                Command::Approve(a) => {
+                    commands::governance::sign_off(
+                        &cfg,
+                        &out,
+                        a.release,
+                        a.role,
+                        a.comment,
+                        vigil_domain::governance::Decision::Approved,
+                    )
+                    .await
+                }
+                Command::Reject(a) => {
+                    commands::governance::sign_off(
+                        &cfg,
+                        &out,
+                        a.release,
+                        a.role,
+                        a.comment,
+                        vigil_domain::governance::Decision::Rejected,
+                    )
+                    .await
+                }
+                Command::Exception(c) => commands::governance::exception(&cfg, &out, c).await,
+                Command::Gates { release, to } => {
+                    commands::governance::gates(&cfg, &out, release, to).await
+                }
+                Command::Promote {
+                    release,
+                    to,
+                    reason,
+                } => commands::governance::promote(&cfg, &out, release, to, reason).await,
+                Command::Rollback {
+                    model,
+                    reason,
+                    drill,
+                } => commands::governance::rollback(&cfg, &out, model, reason, drill).await,
+                Command::Retire { release, reason } => {
+                    commands::governance::retire(&cfg, &out, release, reason).await
+                }
+                Command::History { model, at } => {
+                    commands::governance::history(&cfg, &out, model, at).await
+                }
+                Command::Review(c) => commands::governance::review(&cfg, &out, c).await,
+                Command::Serve { addr } => commands::governance::serve(&cfg, addr).await,
                 Command::Quickstart(_) => unreachable!("handled above"),
             }
         }

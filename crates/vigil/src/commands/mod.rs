@@ -1,6 +1,7 @@
 //! What each command does: read the user's files, call the service, print the result.
 
 pub mod evaluate;
+pub mod governance;
 
 use std::path::Path;
 use std::process::ExitCode;
