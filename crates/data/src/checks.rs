@@ -1127,7 +1127,8 @@ fn range_checks(acc: &Acc<'_>, pooled: &[Vec<f64>], out: &mut Vec<Check>) {
     for (k, n) in acc.nums.iter().enumerate() {
         let f = acc.feature(n.fi);
         let Some([lo, hi]) = f.range else { continue };
-        let unit = f.unit.as_deref().unwrap_or("");
+        // A plain number (UCUM "1") reads better without its unit.
+        let unit = f.unit.as_deref().filter(|u| *u != "1").unwrap_or("");
         let bad = n.below + n.above;
         let r = rate(bad, n.present);
         let guess = guess_unit(f, &n.out_values, &pooled[k]);
@@ -1160,7 +1161,8 @@ fn range_checks(acc: &Acc<'_>, pooled: &[Vec<f64>], out: &mut Vec<Check>) {
             );
             if let Some((code, fit)) = &guess {
                 s.push_str(&format!(
-                    "; they look like values in {code}, not {unit}: {fit} of the {} examined fit the range once converted",
+                    "; they look like values in {code}, not {}: {fit} of the {} examined fit the range once converted",
+                    f.unit.as_deref().unwrap_or("1"),
                     n.out_values.len()
                 ));
                 details["likely_unit"] = json!(code);
