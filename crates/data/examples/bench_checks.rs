@@ -30,9 +30,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let report = check_dataset(data, &contract, &opts)?;
     let secs = t.elapsed().as_secs_f64();
     let text = report.to_text();
-    // The verdict and the first rows of the table are enough to see that the checks ran.
-    for line in text.lines().take(12) {
-        println!("{line}");
+    // The verdict and the failing rows (with their wrapped summaries); passing rows are many.
+    let mut show = true;
+    for (i, line) in text.lines().enumerate() {
+        if !line.starts_with(' ') {
+            show = i < 5 || line.starts_with("FAIL") || line.starts_with("WARN");
+        }
+        if show {
+            println!("{line}");
+        }
     }
     println!(
         "vigil checks: {} rows, {} checks, {secs:.2} s",

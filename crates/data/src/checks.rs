@@ -349,7 +349,7 @@ impl Acc<'_> {
         let mut site_of = vec![0u32; len];
         if let Some(a) = self.site_req.and_then(|r| text(&b, r)) {
             for (i, slot) in site_of.iter_mut().enumerate() {
-                let raw = a.value(i).trim();
+                let raw = a.value(i).trim_ascii();
                 let name = if is_missing_token(raw) {
                     "(missing)"
                 } else {
@@ -500,7 +500,7 @@ impl Acc<'_> {
                 continue;
             };
             for i in 0..len {
-                let v = a.value(i).trim();
+                let v = a.value(i).trim_ascii();
                 if a.is_null(i) || is_missing_token(v) {
                     acc.missing += 1;
                     acc.missing_site[site_of[i] as usize] += 1;
@@ -582,7 +582,7 @@ impl Acc<'_> {
         if let Some(p) = self.patient_req.and_then(|r| text(&b, r)) {
             let mut key = Vec::new();
             for i in 0..len {
-                let id = p.value(i).trim();
+                let id = p.value(i).trim_ascii();
                 if is_missing_token(id) {
                     continue;
                 }
@@ -1127,7 +1127,8 @@ fn range_checks(acc: &Acc<'_>, pooled: &[Vec<f64>], out: &mut Vec<Check>) {
     for (k, n) in acc.nums.iter().enumerate() {
         let f = acc.feature(n.fi);
         let Some([lo, hi]) = f.range else { continue };
-        let unit = f.unit.as_deref().unwrap_or("");
+        // A plain number (UCUM "1") reads better without its unit.
+        let unit = f.unit.as_deref().filter(|u| *u != "1").unwrap_or("");
         let bad = n.below + n.above;
         let r = rate(bad, n.present);
         let guess = guess_unit(f, &n.out_values, &pooled[k]);
@@ -1160,7 +1161,8 @@ fn range_checks(acc: &Acc<'_>, pooled: &[Vec<f64>], out: &mut Vec<Check>) {
             );
             if let Some((code, fit)) = &guess {
                 s.push_str(&format!(
-                    "; they look like values in {code}, not {unit}: {fit} of the {} examined fit the range once converted",
+                    "; they look like values in {code}, not {}: {fit} of the {} examined fit the range once converted",
+                    f.unit.as_deref().unwrap_or("1"),
                     n.out_values.len()
                 ));
                 details["likely_unit"] = json!(code);
@@ -1431,7 +1433,7 @@ fn patient_overlap_check(acc: &Acc<'_>, path: &Path) -> Result<Check> {
         let b = b?;
         let Some(a) = text(&b, 0) else { continue };
         for i in 0..b.len {
-            let id = a.value(i).trim();
+            let id = a.value(i).trim_ascii();
             if is_missing_token(id) {
                 continue;
             }

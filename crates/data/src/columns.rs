@@ -217,7 +217,7 @@ pub fn read_columns(path: impl AsRef<Path>, specs: &[ColumnSpec]) -> Result<Colu
 
 /// A label cell as 0 or 1; `None` when it is missing or not a valid label.
 pub(crate) fn parse_label(raw: &str, positive: Option<&str>) -> Option<u8> {
-    let s = raw.trim();
+    let s = raw.trim_ascii();
     if crate::read::is_missing_token(s) {
         return None;
     }
