@@ -2,6 +2,8 @@
 //! codes, refusals audited, gates and promotion over HTTP, the route table agreeing with the
 //! router, and the OpenAPI document against its committed snapshot.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use axum::body::Body;

@@ -5,6 +5,7 @@
 mod audit;
 mod clock;
 mod columns;
+pub mod data_checks;
 pub mod drift;
 mod error;
 pub mod evaluation;
@@ -123,7 +124,8 @@ impl Vigil {
     }
 
     async fn connect(loc: &Location, clock: Arc<dyn Clock>) -> Result<Vigil> {
-        let blobs = LocalBlobStore::open(loc.home.join(ARTIFACTS_DIR))?;
+        let blobs: Arc<dyn BlobStore> =
+            Arc::new(LocalBlobStore::open(loc.home.join(ARTIFACTS_DIR))?);
         let store = Store::connect(&loc.database_url()).await.map_err(|e| {
             Error::new(
                 ErrorKind::Unavailable,
@@ -135,11 +137,14 @@ impl Vigil {
             )
         })?;
         Ok(Vigil {
-            store,
-            blobs: Arc::new(blobs),
+            store: store.clone(),
+            blobs: blobs.clone(),
             clock,
             home: loc.home.clone(),
-            evidence: Arc::new(governance::NoEvidence),
+            evidence: Arc::new(governance::StoreEvidence {
+                store: store.clone(),
+                blobs: blobs.clone(),
+            }),
         })
     }
 

@@ -1,4 +1,4 @@
-//! A streaming pass over a CSV file for its row count and header, at registration.
+//! A streaming pass over a dataset file for its row count and header, at registration.
 
 use std::path::Path;
 
@@ -15,12 +15,7 @@ pub(crate) struct TableShape {
 pub(crate) fn shape(path: &Path, format: DatasetFormat) -> Result<TableShape> {
     let shown = path.display();
     if format == DatasetFormat::Parquet {
-        return Err(Error::invalid(
-            "unsupported_format",
-            format!(
-                "{shown}: Parquet snapshots are read by the data checks; register CSV files here"
-            ),
-        ));
+        return parquet_shape(path);
     }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -77,4 +72,22 @@ pub(crate) fn shape(path: &Path, format: DatasetFormat) -> Result<TableShape> {
         }
     }
     Ok(TableShape { rows, columns })
+}
+
+/// Parquet through the data crate's reader, which decides the format by extension: the
+/// stored blob is staged under a `.parquet` name for the read.
+fn parquet_shape(stored: &Path) -> Result<TableShape> {
+    let staged = stored.with_extension("staged.parquet");
+    if std::fs::hard_link(stored, &staged).is_err() {
+        std::fs::copy(stored, &staged).map_err(|e| {
+            Error::internal(format!("cannot stage the Parquet file for reading: {e}"))
+        })?;
+    }
+    let summary = vigil_data::summarize(&staged);
+    let _ = std::fs::remove_file(&staged);
+    let summary = summary.map_err(|e| Error::invalid("dataset_malformed", e.to_string()))?;
+    Ok(TableShape {
+        rows: summary.rows,
+        columns: summary.columns,
+    })
 }

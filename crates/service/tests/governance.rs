@@ -2,6 +2,8 @@
 //! evidence, separation of duties, exceptions with expiry, concurrent promotion, rollback
 //! and history, users and roles.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

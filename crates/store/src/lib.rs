@@ -11,6 +11,7 @@
 //! this process or another.
 
 mod audit;
+mod data_checks;
 mod evaluation;
 mod governance;
 mod migrate;
@@ -29,6 +30,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use vigil_domain::Digest;
 
 pub use audit::{AuditFilter, PACKED_FIELD_SEP, PACKED_RECORD_SEP};
+pub use data_checks::DataCheckRecord;
 pub use governance::{PolicyRecord, ReviewSample, RollbackDrill, UserRecord};
 pub use migrate::{MIGRATIONS, SchemaStatus};
 

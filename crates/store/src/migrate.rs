@@ -39,6 +39,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_governance.sql"),
         postgres: include_str!("../migrations/postgres/0003_governance.sql"),
     },
+    Migration {
+        version: 4,
+        name: "data_checks",
+        sqlite: include_str!("../migrations/sqlite/0004_data_checks.sql"),
+        postgres: include_str!("../migrations/postgres/0004_data_checks.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -226,10 +226,38 @@ pub enum DatasetCmd {
         #[arg(long, value_name = "manifest.toml")]
         manifest: Option<PathBuf>,
     },
+    /// Run every data check on a snapshot against a feature contract; record the result.
+    /// Exits 4 when a blocking check fails.
+    Check(CheckArgs),
     /// List dataset snapshots
     List,
     /// Show one snapshot (id or unambiguous prefix)
     Show { id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The snapshot (id or unambiguous prefix)
+    pub snapshot: String,
+    #[arg(long, value_name = "contract.toml")]
+    pub contract: PathBuf,
+    #[arg(long, value_name = "COL")]
+    pub label_col: Option<String>,
+    /// The label value meaning "positive", when labels are not 0/1
+    #[arg(long, value_name = "VALUE")]
+    pub positive_label: Option<String>,
+    #[arg(long, value_name = "COL")]
+    pub prediction_time_col: Option<String>,
+    #[arg(long, value_name = "COL")]
+    pub site_col: Option<String>,
+    #[arg(long, value_name = "COL")]
+    pub patient_col: Option<String>,
+    /// Another snapshot that must share no patient with this one (e.g. the training set)
+    #[arg(long, value_name = "SNAPSHOT_ID")]
+    pub against: Option<String>,
+    /// Also write the report as a self-contained HTML file
+    #[arg(long, value_name = "checks.html")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -1,6 +1,8 @@
 //! End to end: the real binary initialises a home, adds a user, serves the API on a free
 //! port, answers an authenticated request, and shuts down cleanly on SIGTERM.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};

@@ -1,5 +1,7 @@
 //! Synthetic datasets for the data-check tests: a clean cohort and writers for CSV and Parquet,
 //! so that each test can plant exactly one problem.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};

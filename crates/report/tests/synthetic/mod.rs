@@ -3,6 +3,7 @@
 //! subgroups (one too small to report), monthly periods (the last one too small) and a
 //! subgroup on which the model is noticeably worse.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

@@ -10,6 +10,7 @@ mod lifecycle;
 mod policy;
 mod review;
 mod signoff;
+mod store_evidence;
 mod users;
 
 use std::future::Future;
@@ -25,6 +26,7 @@ pub use evidence::{EvidenceSource, GateReport, NoEvidence};
 pub use lifecycle::{HistoryReport, LiveAt, PromotionOutcome};
 pub use policy::{AppliedPolicy, DEFAULT_POLICY};
 pub use review::{ReviewCase, SampleReport, SampleRequest};
+pub use store_evidence::{StoreEvidence, flat_metrics};
 pub use users::NewUser;
 
 /// A boxed future, so that [`EvidenceSource`] can be used as a trait object.

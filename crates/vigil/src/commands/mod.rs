@@ -123,6 +123,54 @@ pub async fn dataset(cfg: &Config, out: &Out, cmd: DatasetCmd) -> Result<ExitCod
                 )
             })?;
         }
+        DatasetCmd::Check(a) => {
+            let contract_toml = read_text(&a.contract, "feature contract")?;
+            let checked = vigil
+                .check_dataset(
+                    &cfg.user,
+                    vigil_service::data_checks::CheckDataset {
+                        snapshot: a.snapshot,
+                        contract_toml,
+                        label_col: a.label_col,
+                        positive_label: a.positive_label,
+                        prediction_time_col: a.prediction_time_col,
+                        site_col: a.site_col,
+                        patient_col: a.patient_col,
+                        against: a.against,
+                    },
+                )
+                .await?;
+            if let Some(p) = &a.html {
+                std::fs::write(p, checked.report.to_html())
+                    .with_context(|| format!("writing the data check report {}", p.display()))?;
+            }
+            out.emit(&checked, || {
+                let verdict = if checked.report.passed {
+                    "PASSED: no blocking check failed".to_string()
+                } else {
+                    format!(
+                        "FAILED: blocking checks failed: {}",
+                        checked.record.blocking_failures.join(", ")
+                    )
+                };
+                format!(
+                    "{}\n{verdict}\nrecorded as data check {} ({}){}",
+                    checked.report.to_text().trim_end(),
+                    checked.record.id,
+                    if checked.created {
+                        "new"
+                    } else {
+                        "already on record"
+                    },
+                    a.html
+                        .as_ref()
+                        .map_or(String::new(), |p| format!("\nHTML report: {}", p.display()))
+                )
+            })?;
+            if !checked.report.passed {
+                return Ok(ExitCode::from(4));
+            }
+        }
         DatasetCmd::List => {
             let all = vigil.list_datasets().await?;
             out.emit(&all, || {

@@ -1,5 +1,6 @@
 //! Running the real `vigil` binary against a test home on either backend.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
