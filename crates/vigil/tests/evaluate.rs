@@ -1,7 +1,7 @@
 //! End to end: the built `vigil` binary evaluating the example release and score files in a
 //! temporary home, and refusing bad input with the column and row named and nothing written.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -2,7 +2,7 @@
 //! so that each test can plant exactly one problem.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
