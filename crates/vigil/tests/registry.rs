@@ -141,3 +141,42 @@ fn commands_before_init_say_how_to_start() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("vigil init"));
 }
+
+#[test]
+fn quickstart_runs_on_the_embedded_default_and_reuses_its_home() {
+    let dir = vigil_test_support::tempfile::tempdir().unwrap();
+    let home = dir.path().join("demo");
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["quickstart", "--demo-home", path(&home)])
+            .env_remove("VIGIL_HOME")
+            .env_remove("VIGIL_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let text = String::from_utf8_lossy(&first.stdout).into_owned();
+    assert!(
+        first.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        text.contains("registered release") && text.contains("audit chain intact"),
+        "{text}"
+    );
+    let second = run();
+    let again = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert!(second.status.success(), "{again}");
+    assert!(
+        again.contains("reused the home") && again.contains("found release"),
+        "{again}"
+    );
+    // The same release id both times: content-addressed.
+    let id = |t: &str| {
+        t.lines()
+            .find(|l| l.contains("release "))
+            .map(|l| l.split_whitespace().nth(2).unwrap_or("").to_owned())
+    };
+    assert_eq!(id(&text), id(&again));
+}
