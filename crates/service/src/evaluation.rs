@@ -478,6 +478,31 @@ impl Vigil {
         Ok(ReleaseScorer { release, scorer })
     }
 
+    /// Each row's score under a release (`None` where the contract made it abstain), and the
+    /// release's main decision threshold (0.5 when it has none).
+    pub(crate) async fn snapshot_scores(
+        &self,
+        release: &str,
+        ds: &DatasetSnapshot,
+        label_col: &str,
+    ) -> Result<(Vec<Option<f64>>, f64)> {
+        let rs = self.release_scorer(release).await?;
+        let settings = EvaluationSettings::new(label_col).resolved(&rs.release.manifest.thresholds);
+        let file = self.snapshot_file(ds)?;
+        let contract = rs.scorer.contract().clone();
+        let (cells, _) = FeatureCells::read(&file, &ds.snapshot.columns, &contract, &settings)?;
+        let n = usize::try_from(ds.snapshot.rows).unwrap_or(usize::MAX);
+        let scored = rs.score_rows(&cells, n, None, self.clock.now());
+        let threshold = rs
+            .release
+            .manifest
+            .thresholds
+            .first()
+            .copied()
+            .unwrap_or(0.5);
+        Ok((scored.scores, threshold))
+    }
+
     /// Scores every row of a registered snapshot with a release (through its feature
     /// contract: rows where it abstains are counted, never scored), evaluates the scores,
     /// checks how the metrics hold up with each optional feature missing, and records the

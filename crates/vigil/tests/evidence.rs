@@ -130,4 +130,32 @@ both_backends! {
         let (err, _) = h.fails(&["promote", &release, "--to", "validated", "--reason", "try"]);
         assert!(err.contains("data-checks"), "{err}");
     }
+
+    async fn review_samples_are_drawn_by_the_release_scores(db) {
+        let h = Home::init(db);
+        let train = h.register_example();
+        let validation = h.json(&["dataset", "register", path(&example("deterioration/validation.csv")),
+            "--name", "validation"])["id"].as_str().unwrap().to_owned();
+        let args = h.register_release_args(&train, "first");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let release = h.json(&args)["id"].as_str().unwrap().to_owned();
+        let sample = h.json(&["review", "sample", &release, "--data", &validation, "--n", "60",
+            "--label", "outcome", "--subgroup", "sex"]);
+        let cases = sample["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 60);
+        let kinds: std::collections::BTreeSet<&str> = cases.iter().map(|c| c["kind"].as_str().unwrap()).collect();
+        for k in ["highest_score", "near_threshold", "false_negative", "false_positive"] {
+            assert!(kinds.contains(k), "no {k} case in {kinds:?}");
+        }
+        for c in cases {
+            let s = c["score"].as_f64().unwrap();
+            match c["kind"].as_str().unwrap() {
+                "false_negative" => assert!(c["label"] == "1" && s < 0.15, "{c}"),
+                "false_positive" => assert!(c["label"] == "0" && s >= 0.15, "{c}"),
+                "near_threshold" => assert!((s - 0.15).abs() <= 0.05, "{c}"),
+                _ => {}
+            }
+        }
+        assert!(sample["sample"]["method"].as_str().unwrap().contains("threshold 0.15"));
+    }
 }

@@ -31,6 +31,11 @@ pub struct SampleRequest {
 pub struct ReviewCase {
     pub row: u64,
     pub label: String,
+    /// Why the case was drawn: highest_score, near_threshold, false_negative,
+    /// false_positive, abstained, true_positive, true_negative.
+    pub kind: String,
+    /// The release's score (none where it abstained).
+    pub score: Option<f64>,
     pub subgroups: BTreeMap<String, String>,
 }
 
@@ -145,13 +150,38 @@ impl Vigil {
             .iter()
             .map(|s| col(s).map(|i| (s.clone(), i)))
             .collect::<Result<_>>()?;
+        // Cases are stratified by what a reviewer needs to see: the highest scores, scores
+        // near the decision threshold, false negatives and false positives, abstentions —
+        // crossed with the subgroups.
+        let (scores, threshold) = self
+            .snapshot_scores(&req.release, &dataset, &req.label)
+            .await?;
+        let mut ranked: Vec<f64> = scores.iter().flatten().copied().collect();
+        ranked.sort_by(|a, b| b.total_cmp(a));
+        let top_cut = ranked
+            .get(ranked.len() / 20)
+            .copied()
+            .unwrap_or(f64::INFINITY);
+        let case_kind = |label: &str, score: Option<f64>| -> &'static str {
+            match score {
+                None => "abstained",
+                Some(s) if label == "1" && s < threshold => "false_negative",
+                Some(s) if label != "1" && s >= threshold => "false_positive",
+                Some(s) if s >= top_cut => "highest_score",
+                Some(s) if (s - threshold).abs() <= 0.05 => "near_threshold",
+                Some(_) if label == "1" => "true_positive",
+                Some(_) => "true_negative",
+            }
+        };
         let mut strata: BTreeMap<Vec<String>, Vec<u64>> = BTreeMap::new();
         let mut values: Vec<Vec<String>> = Vec::new();
         for (row, rec) in reader.records().enumerate() {
             let rec = rec.map_err(|e| {
                 Error::internal(format!("reading dataset {}: {e}", dataset.id.short()))
             })?;
-            let mut key = vec![rec.get(label_at).unwrap_or("").to_owned()];
+            let label = rec.get(label_at).unwrap_or("").to_owned();
+            let kind = case_kind(&label, scores.get(row).copied().flatten());
+            let mut key = vec![label, kind.to_owned()];
             key.extend(
                 sub_at
                     .iter()
@@ -170,16 +200,18 @@ impl Vigil {
                 ReviewCase {
                     row: *r,
                     label: v[0].clone(),
+                    kind: v[1].clone(),
+                    score: scores.get(*r as usize).copied().flatten(),
                     subgroups: sub_at
                         .iter()
-                        .zip(&v[1..])
+                        .zip(&v[2..])
                         .map(|((n, _), x)| (n.clone(), x.clone()))
                         .collect(),
                 }
             })
             .collect();
         let method = format!(
-            "stratified by label `{}`{} (the release's scores are not used: cases are drawn by outcome and subgroup)",
+            "stratified by case kind under the release's scores at threshold {threshold} (highest 5% of scores, within 0.05 of the threshold, false negatives, false positives, abstentions, other cases by label `{}`){}",
             req.label,
             if req.subgroups.is_empty() {
                 String::new()
