@@ -369,3 +369,36 @@ pub async fn audit(
     };
     ok(s.vigil.list_audit(&f).await?)
 }
+
+pub async fn review_summary(
+    State(s): State<Arc<AppState>>,
+    _c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(s.vigil.review_summary(&id).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    case: u64,
+    verdict: String,
+    #[serde(default)]
+    comment: String,
+}
+
+pub async fn record_review(
+    State(s): State<Arc<AppState>>,
+    c: Caller,
+    Path(id): Path<String>,
+    b: Result<Json<ReviewRequest>, JsonRejection>,
+) -> ApiResult {
+    let b = body(b)?;
+    let verdict = vigil_domain::governance::Verdict::parse(&b.verdict)
+        .map_err(|e| invalid("invalid_verdict", e.to_string()))?;
+    let r = s
+        .vigil
+        .record_review(c.name(), &id, b.case, verdict, &b.comment)
+        .await?;
+    Ok((StatusCode::CREATED, Json(r)).into_response())
+}

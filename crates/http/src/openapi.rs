@@ -29,6 +29,11 @@ fn schemas() -> Value {
             "reason": { "type": "string" }
         }), &["to", "reason"]),
         "ReasonRequest": s(json!({ "reason": { "type": "string" } }), &["reason"]),
+        "ReviewRequest": s(json!({
+            "case": { "type": "integer", "minimum": 0 },
+            "verdict": { "type": "string", "enum": ["plausible", "implausible", "unsafe"] },
+            "comment": { "type": "string" }
+        }), &["case", "verdict"]),
     })
 }
 

@@ -205,6 +205,24 @@ pub const ROUTES: &[Route] = &[
         &[],
     ),
     r(
+        "get",
+        "/api/v1/releases/{id}/reviews",
+        "reviewSummary",
+        "Verdicts recorded on the release's sampled cases",
+        &[],
+        None,
+        &[],
+    ),
+    r(
+        "post",
+        "/api/v1/releases/{id}/reviews",
+        "recordReview",
+        "Record a verdict on a sampled case (plausible, implausible, unsafe)",
+        &["clinical-reviewer"],
+        Some("ReviewRequest"),
+        &[],
+    ),
+    r(
         "post",
         "/api/v1/releases/{id}/promotions",
         "promote",
@@ -271,6 +289,10 @@ pub fn api() -> Router<Arc<AppState>> {
         .route(
             "/api/v1/releases/{id}/exceptions",
             get(h::list_exceptions).post(h::grant_exception),
+        )
+        .route(
+            "/api/v1/releases/{id}/reviews",
+            get(h::review_summary).post(h::record_review),
         )
         .route("/api/v1/releases/{id}/promotions", post(h::promote))
         .route("/api/v1/releases/{id}/retire", post(h::retire))

@@ -381,3 +381,64 @@ fn openapi_document_matches_its_snapshot() {
         path.display()
     );
 }
+
+#[tokio::test]
+async fn case_reviews_over_http() {
+    let a = api().await;
+    let dataset = a.vigil.list_datasets().await.unwrap()[0].id.to_string();
+    let ds = UserName::parse("ds").unwrap();
+    let sample = a
+        .vigil
+        .sample_review(
+            &ds,
+            vigil_service::governance::SampleRequest {
+                release: a.release.clone(),
+                dataset,
+                n: 20,
+                label: "outcome".into(),
+                subgroups: vec!["sex".into()],
+            },
+        )
+        .await
+        .unwrap();
+    let case = sample.cases[0].row;
+    let path = format!("/api/v1/releases/{}/reviews", a.release);
+    let (s, v) = call(
+        &a.router,
+        "POST",
+        &path,
+        Some(&a.reviewer),
+        Some(json!({"case": case, "verdict": "plausible", "comment": "fits the chart"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = call(
+        &a.router,
+        "POST",
+        &path,
+        Some(&a.reviewer),
+        Some(json!({"case": case, "verdict": "maybe"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_verdict")),
+        "{v}"
+    );
+    // A governance user holds no reviewer role.
+    let (s, v) = call(
+        &a.router,
+        "POST",
+        &path,
+        Some(&a.gov),
+        Some(json!({"case": case, "verdict": "unsafe"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = call(&a.router, "GET", &path, Some(&a.gov), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v.to_string().contains("plausible") || v.to_string().contains('1'),
+        "{v}"
+    );
+}
