@@ -11,6 +11,9 @@ use crate::{Result, Vigil};
 /// to keep memory flat for any length of chain.
 const PAGE: i64 = 20_000;
 
+/// Pages read ahead of the one being hashed.
+const READ_AHEAD: usize = 2;
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum VerifyOutcome {
@@ -39,33 +42,42 @@ impl VerifyReport {
 
 impl Vigil {
     /// Walks the whole chain from the first event, recomputing every hash and checking every
-    /// link; stops at the first event where the chain fails.
+    /// link; stops at the first event where the chain fails. Events appended while it runs
+    /// (after the head it started from) are left for the next run.
     ///
-    /// Pages are read as packed text (one query each) and the next page is fetched while the
-    /// current one is hashed, in parallel, so that reading and hashing overlap.
+    /// Pages are read as packed text (one query each). In an intact chain sequence numbers
+    /// are gapless, so page `k` starts after event `k × PAGE` and several pages are read ahead
+    /// in parallel while the current one is hashed. A chain with gaps or duplicates makes the
+    /// pages overlap or fall short, which the in-order link check reports as a break; a final
+    /// comparison with the head catches pages that came back empty.
     pub async fn verify_audit(&self) -> Result<VerifyReport> {
         let mut v = ChainVerifier::new();
-        let fetch = |store: vigil_store::Store, after: i64| {
-            tokio::spawn(async move { store.audit_packed(after, PAGE).await })
+        let head_seq = self.store.audit_head().await?.map_or(0, |(seq, _)| seq);
+        let pages = (head_seq + PAGE - 1) / PAGE;
+        let fetch = |store: vigil_store::Store, page: i64| {
+            tokio::spawn(async move { store.audit_packed(page * PAGE, PAGE).await })
         };
-        let mut pending = fetch(self.store.clone(), 0);
-        loop {
-            let text = pending
+        let mut pending = std::collections::VecDeque::new();
+        let mut next_page = 0;
+        while next_page < pages && pending.len() < READ_AHEAD {
+            pending.push_back(fetch(self.store.clone(), next_page));
+            next_page += 1;
+        }
+        let broken = |v: &ChainVerifier, at: ChainBreak, message: String| VerifyReport {
+            verified: v.verified(),
+            head: (v.verified() > 0).then(|| v.head()),
+            outcome: VerifyOutcome::Broken { at, message },
+        };
+        while let Some(task) = pending.pop_front() {
+            if next_page < pages {
+                pending.push_back(fetch(self.store.clone(), next_page));
+                next_page += 1;
+            }
+            let text = task
                 .await
                 .map_err(|e| crate::Error::internal(e.to_string()))??;
             if text.is_empty() {
                 break;
-            }
-            let last_seq = text
-                .rsplit(PACKED_RECORD_SEP)
-                .next()
-                .and_then(|r| r.split(PACKED_FIELD_SEP).next())
-                .and_then(|s| s.parse::<i64>().ok());
-            let full = text.matches(PACKED_RECORD_SEP).count() as i64 + 1 >= PAGE;
-            if let (Some(last), true) = (last_seq, full) {
-                pending = fetch(self.store.clone(), last);
-            } else {
-                pending = tokio::spawn(async { Ok(String::new()) });
             }
             let (verifier, outcome) = tokio::task::spawn_blocking(move || {
                 let r = verify_packed(&mut v, &text);
@@ -75,13 +87,19 @@ impl Vigil {
             .map_err(|e| crate::Error::internal(e.to_string()))?;
             v = verifier;
             if let Err((at, message)) = outcome {
-                pending.abort();
-                return Ok(VerifyReport {
-                    verified: v.verified(),
-                    head: (v.verified() > 0).then(|| v.head()),
-                    outcome: VerifyOutcome::Broken { at, message },
-                });
+                for t in &pending {
+                    t.abort();
+                }
+                return Ok(broken(&v, at, message));
             }
+        }
+        if v.verified() < head_seq {
+            let at = ChainBreak::Gap {
+                expected: v.verified() + 1,
+                found: head_seq,
+            };
+            let message = at.to_string();
+            return Ok(broken(&v, at, message));
         }
         Ok(VerifyReport {
             verified: v.verified(),
