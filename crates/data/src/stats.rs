@@ -1,30 +1,11 @@
 //! Small statistics the checks need: AUROC with ties, robust location and scale, PSI and KS,
 //! a uniform row reservoir. Each returns `None` on degenerate input rather than a silent NaN.
 
-/// AUROC of `score` for `label` (1 = positive), ties counted as 1/2 (the Mann–Whitney U
-/// statistic over the product of class sizes). `None` without both classes.
+/// AUROC of `score` for `label` (1 = positive), ties counted as 1/2, as the evaluation
+/// engine computes it (`vigil_stats::auroc`). `None` without both classes.
 pub fn auroc(pairs: &mut [(f64, bool)]) -> Option<f64> {
-    let n_pos = pairs.iter().filter(|p| p.1).count();
-    let n_neg = pairs.len() - n_pos;
-    if n_pos == 0 || n_neg == 0 {
-        return None;
-    }
-    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    // Sum of the mid-ranks of the positives.
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < pairs.len() {
-        let mut j = i;
-        while j < pairs.len() && pairs[j].0 == pairs[i].0 {
-            j += 1;
-        }
-        let mid = (i + 1 + j) as f64 / 2.0;
-        let pos = pairs[i..j].iter().filter(|p| p.1).count();
-        rank_sum += mid * pos as f64;
-        i = j;
-    }
-    let n1 = n_pos as f64;
-    Some((rank_sum - n1 * (n1 + 1.0) / 2.0) / (n1 * n_neg as f64))
+    let (scores, labels): (Vec<f64>, Vec<bool>) = pairs.iter().copied().unzip();
+    vigil_stats::auroc(&scores, &labels).ok()
 }
 
 /// The `q`-quantile of sorted values (linear interpolation between order statistics).
