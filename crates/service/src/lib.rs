@@ -12,6 +12,7 @@ pub mod evaluation;
 pub mod governance;
 pub mod predictions;
 mod registry;
+pub mod serving;
 mod tabular;
 
 use std::path::{Path, PathBuf};
