@@ -626,7 +626,9 @@ async fn oip_infer_inner(s: &AppState, name: &str, body: &[u8]) -> Response {
             .iter()
             .flat_map(|p| [json!(p.score.map(|s| 1.0 - s)), json!(p.score)])
             .collect();
-        outputs.push(json!({ "name": "predict_proba", "datatype": "FP64", "shape": [n, 2], "data": data }));
+        outputs.push(
+            json!({ "name": "predict_proba", "datatype": "FP64", "shape": [n, 2], "data": data }),
+        );
     }
     let mut params = Map::new();
     params.insert("release".into(), json!(release));

@@ -174,6 +174,16 @@ both_backends! {
         assert_eq!(st, 200, "{v}");
         let (_, v) = s.post_json(PREDICT, &d.ehr, &json!({ "features": features }));
         assert_eq!(v["release"], d.active.as_str(), "{v}");
+
+        // When the record cannot be written there is no answer, and the server keeps serving.
+        d.home.sql("DROP TABLE predictions");
+        let (st, v) = s.post_json(PREDICT, &d.ehr, &json!({ "features": features }));
+        assert_eq!((st, &v["code"]), (503, &json!("prediction_not_recorded")), "{v}");
+        assert!(v.get("score").is_none(), "{v}");
+        let (st, _) = s.get("/v2/health/live", None);
+        assert_eq!(st, 200);
+        let (_, m) = s.get("/metrics", None);
+        assert!(!m.contains("vigil_prediction_record_failures_total 0\n"), "{m}");
     }
 
     async fn open_inference_protocol_infer_matches_predict(db) {
