@@ -20,15 +20,19 @@ pub enum Role {
     Operator,
     /// Reads everything, verifies and exports.
     Auditor,
+    /// A system that asks for predictions (the EHR integration engine, an application):
+    /// may call the prediction endpoints and nothing else.
+    PredictClient,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::DataScientist,
         Role::ClinicalReviewer,
         Role::Governance,
         Role::Operator,
         Role::Auditor,
+        Role::PredictClient,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +42,7 @@ impl Role {
             Role::Governance => "governance",
             Role::Operator => "operator",
             Role::Auditor => "auditor",
+            Role::PredictClient => "predict-client",
         }
     }
 

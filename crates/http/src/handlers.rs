@@ -38,7 +38,7 @@ impl Caller {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
@@ -66,6 +66,24 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             Some(t) => state.vigil.authenticate(t).await,
         };
         match result {
+            // A token for asking predictions opens nothing else.
+            Ok(u) if u.roles.iter().all(|r| r == Role::PredictClient) => {
+                let subject = format!("api:{}", parts.uri.path());
+                let extra = json!({ "method": parts.method.as_str(), "path": parts.uri.path() });
+                let e = Error::forbidden(
+                    "predict_client_only",
+                    format!(
+                        "user `{}` holds only the predict-client role, which may call the prediction endpoints and nothing else",
+                        u.name
+                    ),
+                );
+                Err(ApiError(
+                    state
+                        .vigil
+                        .refused(&u.name, "request", &subject, &e, extra)
+                        .await,
+                ))
+            }
             Ok(u) => Ok(Caller(u)),
             Err(e) if e.kind == ErrorKind::Unauthenticated => {
                 let who = UserName::parse("anonymous")
@@ -87,7 +105,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
 pub async fn not_found() -> ApiError {
     ApiError(Error::not_found(
         "route_not_found",
-        "no such endpoint under /api/v1 (see /api/v1/openapi.json)",
+        "no such endpoint (see /api/v1/openapi.json)",
     ))
 }
 
@@ -166,9 +184,19 @@ pub async fn rollback(
     b: Result<Json<RollbackRequest>, JsonRejection>,
 ) -> ApiResult {
     let b = body(b)?;
-    ok(s.vigil
+    let out = s
+        .vigil
         .rollback(c.name(), &name, &b.reason, b.drill)
-        .await?)
+        .await?;
+    live_changed(&s).await;
+    ok(out)
+}
+
+/// After a stage change made through this server, the runtime reloads before the answer,
+/// so the next prediction here already uses the new release. (A failure leaves the
+/// watcher to retry; the change itself is committed either way.)
+async fn live_changed(s: &AppState) {
+    let _ = s.serving.reload().await;
 }
 
 pub async fn list_datasets(State(s): State<Arc<AppState>>, _c: Caller) -> ApiResult {
@@ -324,6 +352,7 @@ pub async fn promote(
         .vigil
         .promote(c.name(), &id, stage(&b.to)?, &b.reason)
         .await?;
+    live_changed(&s).await;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
@@ -340,7 +369,9 @@ pub async fn retire(
     b: Result<Json<ReasonRequest>, JsonRejection>,
 ) -> ApiResult {
     let b = body(b)?;
-    ok(s.vigil.retire(c.name(), &id, &b.reason).await?)
+    let out = s.vigil.retire(c.name(), &id, &b.reason).await?;
+    live_changed(&s).await;
+    ok(out)
 }
 
 pub async fn policy(State(s): State<Arc<AppState>>, _c: Caller) -> ApiResult {

@@ -1,6 +1,7 @@
-//! Vigil's REST API under `/api/v1`: thin handlers over the service, bearer-token
-//! authentication, one table from error kind to status, request ids, a panic guard, and an
-//! OpenAPI document built from the route table in [`routes::ROUTES`].
+//! Vigil's REST API under `/api/v1`, the Open Inference Protocol under `/v2` and `/metrics`:
+//! thin handlers over the service, bearer-token authentication, one table from error kind to
+//! status, request ids, a panic guard, and an OpenAPI document built from the route table in
+//! [`routes::ROUTES`].
 //!
 //! Only this crate knows HTTP: status codes, headers and the JSON shapes of the public API.
 
@@ -8,10 +9,10 @@ mod error;
 mod handlers;
 pub mod openapi;
 pub mod routes;
+mod serving;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::Request;
@@ -19,49 +20,21 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
 use vigil_service::Vigil;
+use vigil_service::serving::{Serving, ServingOptions};
 
 pub use error::{ApiError, status_for};
 
 /// What every handler shares.
 pub struct AppState {
     pub vigil: Vigil,
-    /// A per-process prefix and a counter make request ids unique without a random source
-    /// on every request.
-    id_prefix: String,
-    next_id: AtomicU64,
+    /// The loaded runtime, the prediction recorder and the metrics.
+    pub serving: Arc<Serving>,
 }
 
 impl AppState {
-    pub fn new(vigil: Vigil) -> AppState {
-        let mut b = [0u8; 4];
-        // Uniqueness across restarts matters only for reading logs; fall back to the time.
-        let prefix = match getrandom_prefix(&mut b) {
-            Some(p) => p,
-            None => format!("{:08x}", vigil.clock().now().as_micros() as u32),
-        };
-        AppState {
-            vigil,
-            id_prefix: prefix,
-            next_id: AtomicU64::new(1),
-        }
-    }
-
     fn request_id(&self) -> String {
-        format!(
-            "{}-{:06}",
-            self.id_prefix,
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        )
+        self.serving.request_id()
     }
-}
-
-fn getrandom_prefix(b: &mut [u8; 4]) -> Option<String> {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
-    let n = (t.as_nanos() as u32) ^ std::process::id().rotate_left(16);
-    *b = n.to_le_bytes();
-    Some(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 tokio::task_local! {
@@ -91,9 +64,16 @@ pub fn panic_layer() -> PanicLayer {
     )
 }
 
-/// The API as a router, ready for `axum::serve` or in-process tests.
+/// The API as a router, ready for `axum::serve` or in-process tests. Starts the serving
+/// runtime's recorder and stage watcher on the current tokio runtime.
 pub fn router(vigil: Vigil) -> Router {
-    let state = Arc::new(AppState::new(vigil));
+    let serving = Serving::start(vigil.clone(), ServingOptions::default());
+    router_with(AppState { vigil, serving })
+}
+
+/// The router over an already started serving runtime.
+pub fn router_with(state: AppState) -> Router {
+    let state = Arc::new(state);
     routes::api()
         .fallback(handlers::not_found)
         .layer(panic_layer())
@@ -104,16 +84,23 @@ pub fn router(vigil: Vigil) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `addr` until SIGTERM or Ctrl-C, finishing requests in flight.
+/// Serves the API on `addr` until SIGTERM or Ctrl-C, finishing requests in flight. The
+/// releases in production and shadow are loaded before the port is bound.
 /// `on_bound` is told the address actually bound (port 0 picks a free one).
 pub async fn serve(
     vigil: Vigil,
+    opts: ServingOptions,
     addr: SocketAddr,
     on_bound: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
+    let serving = Serving::start(vigil.clone(), opts);
+    serving
+        .reload()
+        .await
+        .map_err(|e| std::io::Error::other(format!("loading the deployed releases: {e}")))?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     on_bound(listener.local_addr()?);
-    axum::serve(listener, router(vigil))
+    axum::serve(listener, router_with(AppState { vigil, serving }))
         .with_graceful_shutdown(shutdown_signal())
         .await
 }

@@ -28,6 +28,28 @@ fn schemas() -> Value {
             "to": { "type": "string", "enum": ["validated", "approved", "shadow", "production", "retired"] },
             "reason": { "type": "string" }
         }), &["to", "reason"]),
+        "PredictRequest": {
+            "description": "One row `{features, patient?, encounter?}`, or a batch `{rows: [row, …]}` answered as `{results: [...]}`. A feature value is a number, text (a category level), a boolean, or `{value, unit?, observed_at?, source?}` (unit in UCUM; observed_at RFC 3339).",
+            "type": "object",
+            "properties": {
+                "features": { "type": "object", "additionalProperties": true },
+                "patient": { "type": "string", "description": "pseudonymised before it is stored; never logged" },
+                "encounter": { "type": "string", "description": "pseudonymised before it is stored; never logged" },
+                "rows": { "type": "array", "items": { "type": "object" } }
+            }
+        },
+        "InferRequest": {
+            "description": "Open Inference Protocol v2 inference request",
+            "type": "object",
+            "properties": {
+                "id": { "type": "string" },
+                "inputs": { "type": "array", "items": { "type": "object", "properties": {
+                    "name": { "type": "string" }, "shape": { "type": "array", "items": { "type": "integer" } },
+                    "datatype": { "type": "string" }, "data": { "type": "array" } } } },
+                "outputs": { "type": "array", "items": { "type": "object" } }
+            },
+            "required": ["inputs"]
+        },
         "ReasonRequest": s(json!({ "reason": { "type": "string" } }), &["reason"]),
         "ReviewRequest": s(json!({
             "case": { "type": "integer", "minimum": 0 },
@@ -83,7 +105,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Vigil API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Registry, evidence, gates, sign-offs, exceptions, promotions and the audit log of a Vigil instance."
+            "description": "Registry, evidence, gates, sign-offs, exceptions, promotions, the audit log and predictions of a Vigil instance; the Open Inference Protocol v2 under /v2; Prometheus metrics at /metrics."
         },
         "paths": paths,
         "components": {

@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 
 use crate::AppState;
 use crate::handlers as h;
+use crate::serving as sv;
 
 /// One endpoint as documented.
 #[derive(Clone, Copy, Debug)]
@@ -240,6 +241,19 @@ pub const ROUTES: &[Route] = &[
         Some("ReasonRequest"),
         &[],
     ),
+    Route {
+        roles: &["predict-client", "operator"],
+        body: Some("PredictRequest"),
+        ..r(
+            "post",
+            "/api/v1/models/{name}/predict",
+            "predict",
+            "Score one row (or `rows`) with the production release; the answer is sent once its record is durable",
+            &[],
+            None,
+            &[],
+        )
+    },
     r(
         "get",
         "/api/v1/policy",
@@ -258,6 +272,91 @@ pub const ROUTES: &[Route] = &[
         None,
         &["subject", "action", "after", "limit"],
     ),
+    Route {
+        auth: false,
+        ..r(
+            "get",
+            "/v2",
+            "oipServer",
+            "Open Inference Protocol: server metadata",
+            &[],
+            None,
+            &[],
+        )
+    },
+    Route {
+        auth: false,
+        ..r(
+            "get",
+            "/v2/health/live",
+            "oipLive",
+            "Open Inference Protocol: the server is live",
+            &[],
+            None,
+            &[],
+        )
+    },
+    Route {
+        auth: false,
+        ..r(
+            "get",
+            "/v2/health/ready",
+            "oipReady",
+            "Open Inference Protocol: every deployed release is loaded (503 otherwise)",
+            &[],
+            None,
+            &[],
+        )
+    },
+    Route {
+        roles: &["predict-client", "operator"],
+        ..r(
+            "get",
+            "/v2/models/{name}",
+            "oipModel",
+            "Open Inference Protocol: the production release's inputs and outputs",
+            &[],
+            None,
+            &[],
+        )
+    },
+    Route {
+        auth: false,
+        ..r(
+            "get",
+            "/v2/models/{name}/ready",
+            "oipModelReady",
+            "Open Inference Protocol: the model has a loaded production release (503 otherwise)",
+            &[],
+            None,
+            &[],
+        )
+    },
+    Route {
+        roles: &["predict-client", "operator"],
+        body: Some("InferRequest"),
+        ..r(
+            "post",
+            "/v2/models/{name}/infer",
+            "oipInfer",
+            "Open Inference Protocol: score FP32/FP64 tensors (one per feature, or one [N, inputs] matrix in contract order)",
+            &[],
+            None,
+            &[],
+        )
+    },
+    Route {
+        auth: false,
+        ..r(
+            "get",
+            "/metrics",
+            "metrics",
+            "Prometheus metrics: requests, latency, fallbacks, model errors, record writes",
+            &[],
+            None,
+            &[],
+        )
+    },
 ];
 
 /// The router for [`ROUTES`].
@@ -296,6 +395,14 @@ pub fn api() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/releases/{id}/promotions", post(h::promote))
         .route("/api/v1/releases/{id}/retire", post(h::retire))
+        .route("/api/v1/models/{name}/predict", post(sv::predict))
         .route("/api/v1/policy", get(h::policy))
         .route("/api/v1/audit", get(h::audit))
+        .route("/v2", get(sv::oip_server))
+        .route("/v2/health/live", get(sv::oip_live))
+        .route("/v2/health/ready", get(sv::oip_ready))
+        .route("/v2/models/{name}", get(sv::oip_model))
+        .route("/v2/models/{name}/ready", get(sv::oip_model_ready))
+        .route("/v2/models/{name}/infer", post(sv::oip_infer))
+        .route("/metrics", get(sv::metrics))
 }

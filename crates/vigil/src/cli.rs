@@ -118,11 +118,27 @@ pub enum Command {
     /// Structured clinical review of sampled cases
     #[command(subcommand)]
     Review(ReviewCmd),
-    /// Serve the REST API (/api/v1) until SIGTERM or Ctrl-C
-    Serve {
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        addr: String,
-    },
+    /// Serve the REST API (/api/v1), predictions, the Open Inference Protocol (/v2) and
+    /// /metrics until SIGTERM or Ctrl-C
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// How often to check the store for promotions, rollbacks and user changes made elsewhere
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
+    pub poll_interval: String,
+    /// A scoring that takes longer is answered with the `timeout` fallback
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    pub score_timeout: String,
+    /// How long a request waits for its prediction record to be durable before a 503
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub record_timeout: String,
+    /// The most prediction records committed in one transaction
+    #[arg(long, default_value_t = 1000)]
+    pub record_batch: usize,
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,7 +146,7 @@ pub enum UserCmd {
     /// Add a user and print its API token once (the first user of a store also gets governance)
     Add {
         name: String,
-        /// data-scientist, clinical-reviewer, governance, operator, auditor (repeat or comma-separate)
+        /// data-scientist, clinical-reviewer, governance, operator, auditor, predict-client (repeat or comma-separate)
         #[arg(long = "role", required = true)]
         roles: Vec<String>,
     },

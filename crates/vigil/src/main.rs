@@ -100,7 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     commands::governance::history(&cfg, &out, model, at).await
                 }
                 Command::Review(c) => commands::governance::review(&cfg, &out, c).await,
-                Command::Serve { addr } => commands::governance::serve(&cfg, addr).await,
+                Command::Serve(a) => commands::governance::serve(&cfg, a).await,
                 Command::Quickstart(_) => unreachable!("handled above"),
             }
         }

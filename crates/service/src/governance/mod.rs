@@ -27,7 +27,7 @@ pub use lifecycle::{HistoryReport, LiveAt, PromotionOutcome};
 pub use policy::{AppliedPolicy, DEFAULT_POLICY};
 pub use review::{ReviewCase, SampleReport, SampleRequest};
 pub use store_evidence::{StoreEvidence, flat_metrics};
-pub use users::NewUser;
+pub use users::{NewUser, token_hash};
 
 /// A boxed future, so that [`EvidenceSource`] can be used as a trait object.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

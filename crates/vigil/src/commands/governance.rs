@@ -432,12 +432,39 @@ pub async fn review(cfg: &Config, out: &Out, cmd: ReviewCmd) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn serve(cfg: &Config, addr: String) -> Result<ExitCode> {
+fn duration(flag: &str, s: &str) -> Result<std::time::Duration> {
+    let t = s.trim();
+    let (num, scale) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (t, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v > 0.0)
+        .with_context(|| format!("--{flag}: `{s}` is not a duration such as 500ms, 1s or 2m"))?;
+    Ok(std::time::Duration::from_secs_f64(v * scale))
+}
+
+pub async fn serve(cfg: &Config, a: crate::cli::ServeArgs) -> Result<ExitCode> {
+    let opts = vigil_service::serving::ServingOptions {
+        poll_interval: duration("poll-interval", &a.poll_interval)?,
+        score_timeout: duration("score-timeout", &a.score_timeout)?,
+        record_timeout: duration("record-timeout", &a.record_timeout)?,
+        max_batch: a.record_batch.max(1),
+    };
     let vigil = open(cfg).await?;
+    let addr = a.addr;
     let addr: std::net::SocketAddr = addr
         .parse()
         .with_context(|| format!("reading the address `{addr}`"))?;
-    vigil_http::serve(vigil, addr, |bound| {
+    vigil_http::serve(vigil, opts, addr, |bound| {
         use std::io::Write;
         println!("vigil listening on http://{bound}/api/v1");
         let _ = std::io::stdout().flush();

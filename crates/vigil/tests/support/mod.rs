@@ -171,3 +171,4 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).expect("write test file");
     p
 }
+pub mod serve;
