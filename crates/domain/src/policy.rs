@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::governance::{Decision, Exception, ReviewSummary, SignOff};
 use crate::ids::{SnapshotId, UserName};
 use crate::model::RiskTier;
+use crate::release::Equivalence;
 use crate::role::Role;
 use crate::stage::Stage;
 use crate::time::{Duration, Timestamp};
@@ -114,6 +115,13 @@ pub enum GateRule {
     Shadow { min_days: u32, min_predictions: u64 },
     /// A rehearsed rollback of the model recorded since the release was registered.
     RollbackDrill,
+    /// The release was registered with reference predictions of the training framework and
+    /// its artifact reproduced them (within the registration tolerance, or `max_abs_diff`
+    /// when the policy sets a tighter one).
+    Equivalence {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_abs_diff: Option<f64>,
+    },
     /// The model's intended use and its clinical and technical owners are filled in.
     IntendedUse,
     /// A structured clinical review of sampled cases.
@@ -275,6 +283,11 @@ fn check_rule(r: &GateRule) -> std::result::Result<(), String> {
                 return Err("max_gap must be a finite number".into());
             }
         }
+        GateRule::Equivalence {
+            max_abs_diff: Some(d),
+        } if !(d.is_finite() && *d >= 0.0) => {
+            return Err("max_abs_diff must be a finite number ≥ 0".into());
+        }
         GateRule::SignOff { roles, count } if roles.is_empty() || *count == 0 => {
             return Err("name at least one role and a count of at least 1".into());
         }
@@ -345,6 +358,8 @@ pub struct Evidence {
     pub evaluations: Vec<EvaluationSummary>,
     pub data_checks: Vec<DataCheckSummary>,
     pub shadow: Option<ShadowStats>,
+    /// The equivalence check pinned in the release's manifest, if it was registered with one.
+    pub equivalence: Option<Equivalence>,
     /// Times of rollback drills recorded for the model.
     pub rollback_drills: Vec<Timestamp>,
     pub review: ReviewSummary,
@@ -696,6 +711,28 @@ fn evaluate_rule(
                 ),
             }
         }
+        GateRule::Equivalence { max_abs_diff } => match &ev.equivalence {
+            None => (
+                false,
+                "equivalence",
+                "the release was registered without reference predictions".into(),
+                Value::Null,
+            ),
+            Some(q) => {
+                let limit = max_abs_diff.unwrap_or(q.tolerance);
+                let ok = q.max_abs_diff <= limit;
+                (
+                    ok,
+                    "equivalence",
+                    format!(
+                        "{} reference rows reproduced, max |difference| {:.3e} at row {} (needs ≤ {limit:e})",
+                        q.rows, q.max_abs_diff, q.worst_row
+                    ),
+                    json!({"reference_digest": q.reference.digest, "rows": q.rows,
+                        "max_abs_diff": q.max_abs_diff, "worst_row": q.worst_row}),
+                )
+            }
+        },
         GateRule::IntendedUse => {
             let ok = ev.intended_use_complete && ev.owners_named;
             let detail = match (ev.intended_use_complete, ev.owners_named) {

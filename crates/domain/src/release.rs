@@ -38,9 +38,31 @@ pub struct ReleaseManifest {
     /// Decision thresholds on the score, ascending.
     pub thresholds: Vec<f64>,
     pub changelog: Option<String>,
-    /// Reference predictions used for the equivalence check at registration.
+    /// The equivalence check passed at registration: the training framework's reference
+    /// predictions and how closely the stored artifact reproduced them. Absent for releases
+    /// registered without reference predictions (and then left out of the canonical form, so
+    /// their ids are unchanged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reference_predictions: Option<Pinned>,
+    pub equivalence: Option<Equivalence>,
+}
+
+/// The result of the equivalence check, pinned into the release it admitted.
+///
+/// Recomputing it gives the same numbers: the executor is deterministic and both the
+/// reference file and the artifact are stored by digest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Equivalence {
+    /// The reference predictions file (CSV of inputs by feature name and a `probability`).
+    pub reference: Pinned,
+    pub rows: u64,
+    /// Largest absolute difference between the framework's and Vigil's probability.
+    pub max_abs_diff: f64,
+    /// 1-based data row (header not counted) where it occurred, and the two probabilities.
+    pub worst_row: u64,
+    pub worst_expected: f64,
+    pub worst_actual: f64,
+    /// The largest difference accepted.
+    pub tolerance: f64,
 }
 
 impl ReleaseManifest {
@@ -80,6 +102,17 @@ impl ReleaseManifest {
     }
 }
 
+/// The decision a score takes under a release's ascending thresholds: `below:T1` under the
+/// lowest, else `at_or_above:Tk` for the highest threshold reached; `None` without thresholds.
+/// Thresholds are printed in their shortest round-tripping form (`0.15`).
+pub fn decision(thresholds: &[f64], score: f64) -> Option<String> {
+    let first = thresholds.first()?;
+    Some(match thresholds.iter().rev().find(|t| score >= **t) {
+        Some(t) => format!("at_or_above:{t}"),
+        None => format!("below:{first}"),
+    })
+}
+
 /// A registered release.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Release {
@@ -112,7 +145,7 @@ mod tests {
             hyperparameters: None,
             thresholds: vec![0.2, 0.5],
             changelog: Some("first".into()),
-            reference_predictions: None,
+            equivalence: None,
         }
     }
 
@@ -123,6 +156,39 @@ mod tests {
         let mut other = manifest();
         other.changelog = Some("first!".into());
         assert_ne!(m.id().unwrap(), other.id().unwrap());
+    }
+
+    #[test]
+    fn absent_equivalence_leaves_the_canonical_form_unchanged() {
+        let m = manifest();
+        assert!(!m.canonical().unwrap().contains("equivalence"));
+        let mut with = manifest();
+        with.equivalence = Some(Equivalence {
+            reference: Pinned {
+                digest: Digest::of(b"ref"),
+                size: 3,
+            },
+            rows: 500,
+            max_abs_diff: 1.5e-8,
+            worst_row: 17,
+            worst_expected: 0.25,
+            worst_actual: 0.250_000_015,
+            tolerance: 1e-5,
+        });
+        assert_ne!(m.id().unwrap(), with.id().unwrap());
+        let back: ReleaseManifest = serde_json::from_str(&with.canonical().unwrap()).unwrap();
+        assert_eq!(back, with);
+    }
+
+    /// The decision bands of thresholds [0.15, 0.3].
+    #[test]
+    fn decisions_name_the_band_of_the_score() {
+        let t = [0.15, 0.3];
+        assert_eq!(decision(&t, 0.01).as_deref(), Some("below:0.15"));
+        assert_eq!(decision(&t, 0.15).as_deref(), Some("at_or_above:0.15"));
+        assert_eq!(decision(&t, 0.29).as_deref(), Some("at_or_above:0.15"));
+        assert_eq!(decision(&t, 0.9).as_deref(), Some("at_or_above:0.3"));
+        assert_eq!(decision(&[], 0.9), None);
     }
 
     #[test]

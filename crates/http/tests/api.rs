@@ -75,6 +75,7 @@ async fn api() -> Api {
                 hyperparameters: None,
                 thresholds: vec![0.3],
                 changelog: None,
+                reference_predictions: None,
             },
         )
         .await

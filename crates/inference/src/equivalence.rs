@@ -46,7 +46,7 @@ pub struct EquivalenceReport {
 /// numerically encoded as the model takes them; other columns are ignored) and a `probability`
 /// column. An empty cell or `NaN` in an input column is a missing value (NaN), as pandas writes
 /// it. A missing column, a non-numeric cell or a row of the wrong length is an error naming
-/// the row and column. A NaN from the model counts as an infinite difference.
+/// the row and column, never the cell's value (the inputs are patient data). A NaN from the model counts as an infinite difference.
 pub fn check_reference_predictions<R: Read>(
     model: &Model,
     csv: R,
@@ -143,7 +143,7 @@ pub fn check_reference_predictions<R: Read>(
                     cell.parse::<f64>().map_err(|_| {
                         bad(
                             format!("row {row}, column `{name}`"),
-                            format!("`{cell}` is not a number"),
+                            "the value is not a number".to_string(),
                         )
                     })?
                 };
@@ -157,7 +157,7 @@ pub fn check_reference_predictions<R: Read>(
                 .ok_or_else(|| {
                     bad(
                         format!("row {row}, column `{PROBABILITY_COLUMN}`"),
-                        format!("`{cell}` is not a probability"),
+                        "the value is not a probability (a number in [0, 1])".to_string(),
                     )
                 })?;
             expected.push(p);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::json;
 use vigil_domain::dataset::{SNAPSHOT_SCHEMA, SnapshotManifest};
-use vigil_domain::release::{Pinned, RELEASE_SCHEMA};
+use vigil_domain::release::{Equivalence, Pinned, RELEASE_SCHEMA};
 use vigil_domain::{
     DatasetFormat, DatasetManifest, DatasetSnapshot, Digest, FeatureContract, IdPrefix,
     IntendedUse, Model, ModelName, Release, ReleaseId, ReleaseManifest, RiskTier, SnapshotId,
@@ -50,6 +50,9 @@ pub struct RegisterRelease {
     pub hyperparameters: Option<Vec<u8>>,
     pub thresholds: Vec<f64>,
     pub changelog: Option<String>,
+    /// The training framework's predictions for the equivalence check (CSV: the contract's
+    /// inputs by feature name and a `probability` column).
+    pub reference_predictions: Option<Vec<u8>>,
 }
 
 fn invalid(code: &'static str) -> impl Fn(vigil_domain::Error) -> Error {
@@ -240,7 +243,12 @@ impl Vigil {
         })?;
         let contract =
             FeatureContract::from_toml(contract_text).map_err(invalid("invalid_contract"))?;
-        check_artifact_against_contract(&req.artifact, &contract)?;
+        let executable = check_artifact_against_contract(&req.artifact, &contract)?;
+        let equivalence = req
+            .reference_predictions
+            .as_deref()
+            .map(|r| check_equivalence(&executable, &contract, r))
+            .transpose()?;
         let training = self.resolve_snapshot(&req.training_data).await?;
         if let Some(h) = &req.hyperparameters {
             serde_json::from_slice::<serde_json::Value>(h).map_err(|e| {
@@ -268,16 +276,20 @@ impl Vigil {
             hyperparameters: req.hyperparameters.as_deref().map(pin),
             thresholds,
             changelog: req.changelog.filter(|c| !c.trim().is_empty()),
-            reference_predictions: None,
+            equivalence,
         };
         let id = manifest.id().map_err(invalid("invalid_release"))?;
         // Artifacts first: a crash after this leaves only unreferenced, content-addressed
         // blobs, never a release that points at something missing.
         self.blobs.put(&req.artifact)?;
         self.blobs.put(&req.contract)?;
-        for b in [&req.environment, &req.hyperparameters]
-            .into_iter()
-            .flatten()
+        for b in [
+            &req.environment,
+            &req.hyperparameters,
+            &req.reference_predictions,
+        ]
+        .into_iter()
+        .flatten()
         {
             self.blobs.put(b)?;
         }
@@ -307,6 +319,7 @@ impl Vigil {
                 "contract_digest": release.manifest.contract.digest,
                 "training_data": release.manifest.training_data,
                 "thresholds": release.manifest.thresholds,
+                "equivalence": release.manifest.equivalence,
             }),
         )?;
         tx.append_audit(release.registered_at, &ev).await?;
@@ -362,6 +375,7 @@ impl Vigil {
             Some(&m.contract),
             m.environment.as_ref(),
             m.hyperparameters.as_ref(),
+            m.equivalence.as_ref().map(|q| &q.reference),
         ]
         .into_iter()
         .flatten()
@@ -372,9 +386,55 @@ impl Vigil {
     }
 }
 
+/// Runs the artifact on the reference inputs and compares with the framework's probabilities:
+/// the release is refused, naming the worst row and both values, unless every row agrees
+/// within [`vigil_inference::equivalence::REFERENCE_TOLERANCE`].
+fn check_equivalence(
+    model: &vigil_inference::Model,
+    contract: &FeatureContract,
+    reference: &[u8],
+) -> Result<Equivalence> {
+    let r =
+        vigil_inference::check_reference_predictions(model, reference, contract).map_err(|e| {
+            match e {
+                vigil_inference::Error::InvalidReference { .. } => {
+                    Error::invalid("invalid_reference_predictions", e.to_string())
+                }
+                other => Error::invalid(
+                    "equivalence_failed",
+                    format!("the reference predictions cannot be checked: {other}"),
+                ),
+            }
+        })?;
+    if !r.passed {
+        return Err(Error::invalid(
+            "equivalence_failed",
+            format!(
+                "the artifact does not reproduce the reference predictions: row {} (1-based, header excluded) has probability {} in the reference and {} from the artifact, a difference of {:e} above the tolerance {:e}; {} rows checked. Export the model again from the training code, or check the reference file",
+                r.worst_row, r.worst_expected, r.worst_actual, r.max_abs_diff, r.tolerance, r.rows
+            ),
+        ));
+    }
+    Ok(Equivalence {
+        reference: Pinned {
+            digest: Digest::of(reference),
+            size: reference.len() as u64,
+        },
+        rows: r.rows as u64,
+        max_abs_diff: r.max_abs_diff,
+        worst_row: r.worst_row as u64,
+        worst_expected: r.worst_expected,
+        worst_actual: r.worst_actual,
+        tolerance: r.tolerance,
+    })
+}
+
 /// Loads the artifact with the native executor (refusing unsupported operators now, not at
 /// prediction time) and checks that it fits the contract.
-fn check_artifact_against_contract(artifact: &[u8], contract: &FeatureContract) -> Result<()> {
+fn check_artifact_against_contract(
+    artifact: &[u8],
+    contract: &FeatureContract,
+) -> Result<vigil_inference::Model> {
     let model = vigil_inference::Model::from_bytes(artifact).map_err(|e| {
         Error::invalid(
             "invalid_artifact",
@@ -422,7 +482,7 @@ fn check_artifact_against_contract(artifact: &[u8], contract: &FeatureContract) 
             ),
         ));
     }
-    Ok(())
+    Ok(model)
 }
 
 fn one_id(

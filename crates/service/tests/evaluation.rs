@@ -73,6 +73,7 @@ async fn registered(db: &TestDb) -> (Vigil, String, String) {
                 hyperparameters: None,
                 thresholds: vec![0.15, 0.3],
                 changelog: None,
+                reference_predictions: None,
             },
         )
         .await

@@ -157,6 +157,7 @@ async fn world(db: TestDb, tier: u8, n: usize) -> World {
                     hyperparameters: None,
                     thresholds: vec![0.3],
                     changelog: Some(format!("release {i}")),
+                    reference_predictions: None,
                 },
             )
             .await

@@ -350,6 +350,11 @@ pub struct RegisterReleaseArgs {
     pub thresholds: Vec<f64>,
     #[arg(long, value_name = "TEXT")]
     pub changelog: Option<String>,
+    /// The training framework's predictions (CSV: the contract's inputs by feature name and a
+    /// `probability` column); the release is refused unless the artifact reproduces every row
+    /// within 1e-5
+    #[arg(long, value_name = "FILE.csv")]
+    pub reference_predictions: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

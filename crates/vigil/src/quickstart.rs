@@ -193,6 +193,7 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
                     "First release: standard-scaled logistic regression on 10 vitals and labs"
                         .into(),
                 ),
+                reference_predictions: Some(bundle("reference-predictions.csv").to_vec()),
             },
         )
         .await?;
@@ -205,6 +206,12 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
         },
         release.value.id
     ));
+    if let Some(q) = &release.value.manifest.equivalence {
+        say(format!(
+            "     equivalence: the artifact reproduces scikit-learn's probabilities on {} reference rows (max |difference| {:.1e}, tolerance {:e})",
+            q.rows, q.max_abs_diff, q.tolerance
+        ));
+    }
 
     let verify = vigil.verify_audit().await?;
     let intact = verify.is_intact();

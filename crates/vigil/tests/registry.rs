@@ -162,7 +162,9 @@ fn quickstart_runs_on_the_embedded_default_and_reuses_its_home() {
         String::from_utf8_lossy(&first.stderr)
     );
     assert!(
-        text.contains("registered release") && text.contains("audit chain intact"),
+        text.contains("registered release")
+            && text.contains("equivalence: the artifact reproduces scikit-learn's probabilities on 500 reference rows")
+            && text.contains("audit chain intact"),
         "{text}"
     );
     let second = run();

@@ -132,6 +132,7 @@ impl Vigil {
             evaluations,
             data_checks,
             shadow,
+            equivalence: release.manifest.equivalence.clone(),
             rollback_drills: drills.iter().map(|d| d.at).collect(),
             review: ReviewSummary::of(&reviews),
             sign_offs: self.store.list_sign_offs(&release.id).await?,

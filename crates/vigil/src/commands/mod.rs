@@ -292,7 +292,7 @@ fn release_text(r: &Release) -> String {
         })
     };
     format!(
-        "release {}\n  model:           {}\n  artifact:        sha256:{} ({} bytes, {})\n  contract:        sha256:{}\n  training data:   {}\n  code commit:     {}\n  environment:     {}\n  hyperparameters: {}\n  thresholds:      {}\n  changelog:       {}\n  registered {} by {}",
+        "release {}\n  model:           {}\n  artifact:        sha256:{} ({} bytes, {})\n  contract:        sha256:{}\n  training data:   {}\n  code commit:     {}\n  environment:     {}\n  hyperparameters: {}\n  thresholds:      {}\n  changelog:       {}\n  equivalence:     {}\n  registered {} by {}",
         r.id,
         m.model,
         m.artifact.digest,
@@ -313,6 +313,13 @@ fn release_text(r: &Release) -> String {
                 .join(", ")
         },
         m.changelog.as_deref().unwrap_or("-"),
+        m.equivalence.as_ref().map_or_else(
+            || "- (registered without reference predictions)".to_string(),
+            |q| format!(
+                "passed: {} reference rows (sha256:{}), max |difference| {:.2e} at row {} (tolerance {:e})",
+                q.rows, q.reference.digest, q.max_abs_diff, q.worst_row, q.tolerance
+            )
+        ),
         r.registered_at,
         r.registered_by
     )
@@ -341,6 +348,11 @@ pub async fn register_release(
             .transpose()?,
         thresholds: a.thresholds,
         changelog: a.changelog,
+        reference_predictions: a
+            .reference_predictions
+            .as_deref()
+            .map(|p| read_bytes(p, "reference predictions"))
+            .transpose()?,
     };
     Ok(vigil.register_release(&cfg.user, req).await?)
 }

@@ -158,6 +158,8 @@ impl Home {
             "0.15".into(),
             "--changelog".into(),
             changelog.into(),
+            "--reference-predictions".into(),
+            path(&example("deterioration/reference-predictions.csv")).into(),
         ]
     }
 }
