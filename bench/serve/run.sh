@@ -65,8 +65,11 @@ wait_http http://127.0.0.1:18080/v2/health/ready
 # ---- MLServer -----------------------------------------------------------------------------
 mkdir -p "$work/mlserver/deterioration-risk"
 cp "$work/model/model.joblib" "$work/mlserver/deterioration-risk/"
+# parallel_workers 0: with Python 3.11 its worker processes die at start ("no current event
+# loop"), so the model is served from the main process.
 cat > "$work/mlserver/settings.json" <<JSON
-{ "http_port": 18081, "grpc_port": 18091, "metrics_port": 18092, "debug": false }
+{ "http_port": 18081, "grpc_port": 18091, "metrics_port": 18092, "debug": false,
+  "parallel_workers": 0 }
 JSON
 cat > "$work/mlserver/deterioration-risk/model-settings.json" <<JSON
 { "name": "deterioration-risk", "implementation": "mlserver_sklearn.SKLearnModel",
