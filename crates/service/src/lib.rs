@@ -11,6 +11,7 @@ mod error;
 pub mod evaluation;
 pub mod governance;
 mod registry;
+pub mod scoring;
 mod tabular;
 
 use std::path::{Path, PathBuf};

@@ -115,6 +115,9 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
     },
+    /// Score a CSV or Parquet file with a model's production release (or --release): every
+    /// input column plus score, decision and fallback_reason, in the same format
+    Score(crate::commands::score::ScoreArgs),
     /// Structured clinical review of sampled cases
     #[command(subcommand)]
     Review(ReviewCmd),

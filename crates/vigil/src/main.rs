@@ -99,6 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::History { model, at } => {
                     commands::governance::history(&cfg, &out, model, at).await
                 }
+                Command::Score(a) => commands::score::score(&cfg, &out, a).await,
                 Command::Review(c) => commands::governance::review(&cfg, &out, c).await,
                 Command::Serve { addr } => commands::governance::serve(&cfg, addr).await,
                 Command::Quickstart(_) => unreachable!("handled above"),
