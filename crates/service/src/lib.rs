@@ -9,7 +9,10 @@ pub mod data_checks;
 pub mod drift;
 mod error;
 pub mod evaluation;
+pub mod export;
 pub mod governance;
+pub mod model_card;
+pub mod predictions;
 mod registry;
 pub mod scoring;
 mod tabular;
@@ -55,6 +58,7 @@ pub struct Vigil {
     clock: Arc<dyn Clock>,
     home: PathBuf,
     evidence: Arc<dyn governance::EvidenceSource>,
+    pseudonym: predictions::PseudonymKey,
 }
 
 /// What `init` did.
@@ -137,11 +141,13 @@ impl Vigil {
                 ),
             )
         })?;
+        let pseudonym = predictions::PseudonymKey::load_or_create(&loc.home)?;
         Ok(Vigil {
             store: store.clone(),
             blobs: blobs.clone(),
             clock,
             home: loc.home.clone(),
+            pseudonym,
             evidence: Arc::new(governance::StoreEvidence {
                 store: store.clone(),
                 blobs: blobs.clone(),

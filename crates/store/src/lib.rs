@@ -15,6 +15,7 @@ mod data_checks;
 mod evaluation;
 mod governance;
 mod migrate;
+mod predictions;
 mod registry;
 
 use std::path::Path;

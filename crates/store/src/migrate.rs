@@ -45,6 +45,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_data_checks.sql"),
         postgres: include_str!("../migrations/postgres/0004_data_checks.sql"),
     },
+    Migration {
+        version: 5,
+        name: "predictions",
+        sqlite: include_str!("../migrations/sqlite/0005_predictions.sql"),
+        postgres: include_str!("../migrations/postgres/0005_predictions.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -282,6 +282,22 @@ pub enum ModelCmd {
     List,
     /// Show a model
     Show { name: String },
+    /// The model card of a release: HTI-1 source attributes filled from the registry
+    Card {
+        release: String,
+        #[arg(long, value_enum, default_value_t = CardFormat::Md)]
+        format: CardFormat,
+        /// Write the card here instead of standard output
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CardFormat {
+    Md,
+    Html,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -343,5 +359,17 @@ pub enum AuditCmd {
         after: i64,
         #[arg(long, default_value_t = 100)]
         limit: i64,
+    },
+    /// Write the evidence package of a release: manifest, artifacts, datasets and checks,
+    /// evaluations, sign-offs, history, and its audit events with the chain proof
+    Export {
+        release: String,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Check an evidence package on any machine, without a store
+    VerifyPackage {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
     },
 }

@@ -1,6 +1,7 @@
 //! What each command does: read the user's files, call the service, print the result.
 
 pub mod evaluate;
+pub mod export;
 pub mod governance;
 pub mod score;
 
@@ -269,6 +270,13 @@ pub async fn model(cfg: &Config, out: &Out, cmd: ModelCmd) -> Result<ExitCode> {
                 )
             })?;
         }
+        ModelCmd::Card {
+            release,
+            format,
+            out: file,
+        } => {
+            return export::card(&vigil, out, &release, format, file.as_deref()).await;
+        }
         ModelCmd::Show { name } => {
             let m = vigil.get_model(&name).await?;
             out.emit(&m, || model_text(&m))?;
@@ -396,8 +404,16 @@ pub async fn release(cfg: &Config, out: &Out, cmd: ReleaseCmd) -> Result<ExitCod
 }
 
 pub async fn audit(cfg: &Config, out: &Out, cmd: AuditCmd) -> Result<ExitCode> {
+    match cmd {
+        AuditCmd::VerifyPackage { dir } => return export::verify_package(out, &dir),
+        AuditCmd::Export { release, out: dir } => {
+            return export::export(cfg, out, &release, &dir).await;
+        }
+        _ => {}
+    }
     let vigil = open(cfg).await?;
     match cmd {
+        AuditCmd::VerifyPackage { .. } | AuditCmd::Export { .. } => {}
         AuditCmd::Verify => {
             let started = std::time::Instant::now();
             let report = vigil.verify_audit().await?;
