@@ -118,6 +118,9 @@ pub enum Command {
     /// Score a CSV or Parquet file with a model's production release (or --release): every
     /// input column plus score, decision and fallback_reason, in the same format
     Score(crate::commands::score::ScoreArgs),
+    /// Prediction records: what was scored, by which release, with which inputs
+    #[command(subcommand)]
+    Predictions(crate::commands::predictions::PredictionsCmd),
     /// Structured clinical review of sampled cases
     #[command(subcommand)]
     Review(ReviewCmd),

@@ -100,6 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     commands::governance::history(&cfg, &out, model, at).await
                 }
                 Command::Score(a) => commands::score::score(&cfg, &out, a).await,
+                Command::Predictions(c) => commands::predictions::predictions(&cfg, &out, c).await,
                 Command::Review(c) => commands::governance::review(&cfg, &out, c).await,
                 Command::Serve { addr } => commands::governance::serve(&cfg, addr).await,
                 Command::Quickstart(_) => unreachable!("handled above"),
