@@ -306,7 +306,7 @@ pub enum CardFormat {
 #[derive(Subcommand, Debug)]
 pub enum ReleaseCmd {
     /// Pin an ONNX artifact, its feature contract and its training data into an immutable release
-    Register(RegisterReleaseArgs),
+    Register(Box<RegisterReleaseArgs>),
     /// List releases
     List {
         #[arg(long)]

@@ -363,7 +363,7 @@ pub async fn release(cfg: &Config, out: &Out, cmd: ReleaseCmd) -> Result<ExitCod
     let vigil = open(cfg).await?;
     match cmd {
         ReleaseCmd::Register(a) => {
-            let r = register_release(&vigil, cfg, a).await?;
+            let r = register_release(&vigil, cfg, *a).await?;
             out.emit(&r, || {
                 let verb = if r.created {
                     "Registered"
