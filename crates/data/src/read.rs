@@ -124,7 +124,7 @@ pub(crate) struct Table {
     source: Source,
 }
 
-enum Source {
+pub(crate) enum Source {
     Csv(Box<csv::Reader<BufReader<File>>>),
     Parquet {
         file: File,
@@ -149,6 +149,11 @@ impl Table {
 
     pub fn header(&self) -> &[String] {
         &self.header
+    }
+
+    /// The opened reader, past the header (CSV) or with the metadata read (Parquet).
+    pub(crate) fn into_source(self) -> Source {
+        self.source
     }
 
     /// The row count when the file records it (Parquet metadata); CSV needs a pass.
@@ -284,7 +289,7 @@ fn open_csv(path: &Path, file: File) -> Result<Table> {
     })
 }
 
-fn csv_error(path: &Path, e: csv::Error) -> Error {
+pub(crate) fn csv_error(path: &Path, e: csv::Error) -> Error {
     let line = e.position().map(|p| p.line());
     match e.into_kind() {
         csv::ErrorKind::Io(io) => Error::io(path, io),

@@ -281,9 +281,9 @@ pub fn evaluate_scores(req: &EvaluateScores) -> Result<ScoresEvaluation> {
 // ---- scoring a snapshot with a release -------------------------------------------------
 
 /// A release ready to score rows: its contract and model checked against each other.
-struct ReleaseScorer {
-    release: Release,
-    scorer: Scorer,
+pub(crate) struct ReleaseScorer {
+    pub(crate) release: Release,
+    pub(crate) scorer: Scorer,
 }
 
 /// Each row's score, or the fallback that stood in for it.
@@ -464,7 +464,7 @@ pub struct EvaluateRelease {
 }
 
 impl Vigil {
-    async fn release_scorer(&self, id: &str) -> Result<ReleaseScorer> {
+    pub(crate) async fn release_scorer(&self, id: &str) -> Result<ReleaseScorer> {
         let release = self.get_release(id).await?;
         let contract = self.release_contract(&release)?;
         let artifact = self.release_artifact(&release)?;

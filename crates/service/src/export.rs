@@ -185,8 +185,8 @@ impl Vigil {
         if let Some(p) = &m.hyperparameters {
             pinned.push(("artifacts/hyperparameters.json", p));
         }
-        if let Some(p) = &m.reference_predictions {
-            pinned.push(("artifacts/reference-predictions.csv", p));
+        if let Some(q) = &m.equivalence {
+            pinned.push(("artifacts/reference-predictions.csv", &q.reference));
         }
         for (path, p) in pinned {
             c.put(path, self.blobs.get(&p.digest)?);

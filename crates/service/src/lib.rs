@@ -14,6 +14,7 @@ pub mod governance;
 pub mod model_card;
 pub mod predictions;
 mod registry;
+pub mod scoring;
 pub mod serving;
 mod tabular;
 

@@ -66,6 +66,7 @@ async fn world(db: &TestDb) -> (Vigil, ReleaseId) {
                 hyperparameters: None,
                 thresholds: vec![0.3],
                 changelog: None,
+                reference_predictions: None,
             },
         )
         .await
@@ -203,5 +204,43 @@ both_backends! {
         v.record_predictions(&[record(&v, &release, 3, PredictionMode::Active)]).await.unwrap();
         let stored = again.list_predictions(&PredictionFilter::default()).await.unwrap();
         assert_eq!(stored[0].patient_key.as_deref(), Some(v.pseudonymise("patient", "MRN3").as_str()));
+    }
+
+    async fn the_shadow_gate_counts_shadow_records_of_the_release_since_it_entered_shadow(db) {
+        use vigil_domain::policy::{Gate, GateName, GateRule, GateStatus, ShadowStats, evaluate_gates};
+        use vigil_service::governance::{EvidenceSource, StoreEvidence};
+        let (v, release) = world(&db).await;
+        let source = StoreEvidence {
+            store: v.store().clone(),
+            blobs: Arc::new(vigil_blobs::LocalBlobStore::open(db.path().join("artifacts")).unwrap()),
+        };
+        let gate = Gate {
+            name: GateName::parse("shadow-period").unwrap(),
+            rule: GateRule::Shadow { min_days: 0, min_predictions: 25 },
+        };
+        let judge = |scored: u64, ev: &mut vigil_domain::policy::Evidence| {
+            ev.shadow = Some(ShadowStats { since: minute(5), scored });
+            evaluate_gates(std::slice::from_ref(&gate), ev, minute(100))[0].status
+        };
+        let rel = v.get_release(&release.to_string()).await.unwrap();
+        let mut ev = v.gather_evidence(&rel).await.unwrap();
+        let none = source.shadow_predictions(&release, minute(5)).await.unwrap();
+        assert_eq!(none, 0);
+        assert_eq!(judge(none, &mut ev), GateStatus::Unmet);
+
+        // Active records never count; shadow ones before the shadow period do not either.
+        let active: Vec<_> = (0..40).map(|i| record(&v, &release, i, PredictionMode::Active)).collect();
+        v.record_predictions(&active).await.unwrap();
+        let shadow: Vec<_> = (0..20).map(|i| record(&v, &release, i, PredictionMode::Shadow)).collect();
+        v.record_predictions(&shadow).await.unwrap();
+        let some = source.shadow_predictions(&release, minute(5)).await.unwrap();
+        assert_eq!(some, 15, "shadow records at minutes 5..19");
+        assert_eq!(judge(some, &mut ev), GateStatus::Unmet);
+
+        let more: Vec<_> = (20..30).map(|i| record(&v, &release, i, PredictionMode::Shadow)).collect();
+        v.record_predictions(&more).await.unwrap();
+        let enough = source.shadow_predictions(&release, minute(5)).await.unwrap();
+        assert_eq!(enough, 25);
+        assert_eq!(judge(enough, &mut ev), GateStatus::Met);
     }
 }

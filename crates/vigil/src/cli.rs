@@ -115,6 +115,12 @@ pub enum Command {
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
     },
+    /// Score a CSV or Parquet file with a model's production release (or --release): every
+    /// input column plus score, decision and fallback_reason, in the same format
+    Score(crate::commands::score::ScoreArgs),
+    /// Prediction records: what was scored, by which release, with which inputs
+    #[command(subcommand)]
+    Predictions(crate::commands::predictions::PredictionsCmd),
     /// Structured clinical review of sampled cases
     #[command(subcommand)]
     Review(ReviewCmd),
@@ -316,7 +322,7 @@ pub enum CardFormat {
 #[derive(Subcommand, Debug)]
 pub enum ReleaseCmd {
     /// Pin an ONNX artifact, its feature contract and its training data into an immutable release
-    Register(RegisterReleaseArgs),
+    Register(Box<RegisterReleaseArgs>),
     /// List releases
     List {
         #[arg(long)]

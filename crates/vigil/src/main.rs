@@ -99,6 +99,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::History { model, at } => {
                     commands::governance::history(&cfg, &out, model, at).await
                 }
+                Command::Score(a) => commands::score::score(&cfg, &out, a).await,
+                Command::Predictions(c) => commands::predictions::predictions(&cfg, &out, c).await,
                 Command::Review(c) => commands::governance::review(&cfg, &out, c).await,
                 Command::Serve(a) => commands::governance::serve(&cfg, a).await,
                 Command::Quickstart(_) => unreachable!("handled above"),

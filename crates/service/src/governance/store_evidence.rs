@@ -1,5 +1,6 @@
 //! The evidence gates read from the store: recorded evaluations (their JSON reports read
-//! back from the artifact store and verified) and recorded data checks.
+//! back from the artifact store and verified), recorded data checks, and the prediction records
+//! a release made in shadow mode.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use vigil_blobs::BlobStore;
 use vigil_domain::policy::{DataCheckSummary, EvaluationSummary, SubgroupMetrics};
+use vigil_domain::prediction::{PredictionFilter, PredictionMode};
 use vigil_domain::{ReleaseId, Timestamp};
 use vigil_store::Store;
 
@@ -120,10 +122,20 @@ impl EvidenceSource for StoreEvidence {
 
     fn shadow_predictions<'a>(
         &'a self,
-        _release: &'a ReleaseId,
-        _since: Timestamp,
+        release: &'a ReleaseId,
+        since: Timestamp,
     ) -> BoxFuture<'a, Result<u64>> {
-        // Prediction records arrive with serving; until then nothing was scored in shadow.
-        Box::pin(async { Ok(0) })
+        Box::pin(async move {
+            let n = self
+                .store
+                .count_predictions(&PredictionFilter {
+                    release: Some(*release),
+                    mode: Some(PredictionMode::Shadow),
+                    since: Some(since),
+                    ..PredictionFilter::default()
+                })
+                .await?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
     }
 }

@@ -3,6 +3,8 @@
 pub mod evaluate;
 pub mod export;
 pub mod governance;
+pub mod predictions;
+pub mod score;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -361,7 +363,7 @@ pub async fn release(cfg: &Config, out: &Out, cmd: ReleaseCmd) -> Result<ExitCod
     let vigil = open(cfg).await?;
     match cmd {
         ReleaseCmd::Register(a) => {
-            let r = register_release(&vigil, cfg, a).await?;
+            let r = register_release(&vigil, cfg, *a).await?;
             out.emit(&r, || {
                 let verb = if r.created {
                     "Registered"
