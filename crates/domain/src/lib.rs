@@ -31,5 +31,6 @@ pub use time::{Duration, Timestamp};
 pub mod evaluation;
 pub use evaluation::{Evaluation, EvaluationId, EvaluationManifest};
 pub mod governance;
+pub mod monitor;
 pub mod policy;
 pub mod role;
