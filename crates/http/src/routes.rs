@@ -250,6 +250,33 @@ pub const ROUTES: &[Route] = &[
         &[],
     ),
     r(
+        "post",
+        "/api/v1/outcomes",
+        "importOutcomes",
+        "Import outcomes joined to prediction records by encounter or request id",
+        &["data-scientist", "operator"],
+        Some("OutcomesRequest"),
+        &[],
+    ),
+    r(
+        "get",
+        "/api/v1/models/{name}/controls",
+        "deploymentControls",
+        "The suppress and disable controls in force on a model",
+        &[],
+        None,
+        &[],
+    ),
+    r(
+        "get",
+        "/api/v1/incidents",
+        "listIncidents",
+        "Incidents, open ones unless all=true",
+        &[],
+        None,
+        &["all"],
+    ),
+    r(
         "get",
         "/api/v1/audit",
         "listAudit",
@@ -298,4 +325,10 @@ pub fn api() -> Router<Arc<AppState>> {
         .route("/api/v1/releases/{id}/retire", post(h::retire))
         .route("/api/v1/policy", get(h::policy))
         .route("/api/v1/audit", get(h::audit))
+        .route("/api/v1/outcomes", post(h::import_outcomes))
+        .route(
+            "/api/v1/models/{name}/controls",
+            get(h::deployment_controls),
+        )
+        .route("/api/v1/incidents", get(h::list_incidents))
 }

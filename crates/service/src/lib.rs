@@ -10,6 +10,7 @@ pub mod drift;
 mod error;
 pub mod evaluation;
 pub mod governance;
+pub mod monitor;
 mod registry;
 mod tabular;
 

@@ -118,10 +118,24 @@ pub enum Command {
     /// Structured clinical review of sampled cases
     #[command(subcommand)]
     Review(ReviewCmd),
+    /// Outcomes (labels) joined to prediction records
+    #[command(subcommand)]
+    Outcomes(crate::commands::monitor::OutcomesCmd),
+    /// Production monitoring: policy, rule runs, reports, deployment controls
+    #[command(subcommand)]
+    Monitor(crate::commands::monitor::MonitorCmd),
+    /// Incidents: open, list, show, update, close
+    #[command(subcommand)]
+    Incident(crate::commands::monitor::IncidentCmd),
+    /// Rehearse the monitor policy: replay a synthetic cohort with a scenario injected
+    Simulate(crate::commands::monitor::SimulateArgs),
     /// Serve the REST API (/api/v1) until SIGTERM or Ctrl-C
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
+        /// Run the monitor policy this often (0s: never)
+        #[arg(long, default_value = "5m", value_name = "DURATION")]
+        monitor_every: String,
     },
 }
 

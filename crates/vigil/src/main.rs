@@ -100,7 +100,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     commands::governance::history(&cfg, &out, model, at).await
                 }
                 Command::Review(c) => commands::governance::review(&cfg, &out, c).await,
-                Command::Serve { addr } => commands::governance::serve(&cfg, addr).await,
+                Command::Outcomes(c) => commands::monitor::outcomes(&cfg, &out, c).await,
+                Command::Monitor(c) => commands::monitor::monitor(&cfg, &out, c).await,
+                Command::Incident(c) => commands::monitor::incident(&cfg, &out, c).await,
+                Command::Simulate(a) => commands::monitor::simulate(&cfg, &out, a).await,
+                Command::Serve {
+                    addr,
+                    monitor_every,
+                } => commands::governance::serve(&cfg, addr, &monitor_every).await,
                 Command::Quickstart(_) => unreachable!("handled above"),
             }
         }

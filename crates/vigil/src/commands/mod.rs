@@ -2,6 +2,7 @@
 
 pub mod evaluate;
 pub mod governance;
+pub mod monitor;
 
 use std::path::Path;
 use std::process::ExitCode;
