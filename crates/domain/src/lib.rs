@@ -33,4 +33,5 @@ pub use evaluation::{Evaluation, EvaluationId, EvaluationManifest};
 pub mod governance;
 pub mod monitor;
 pub mod policy;
+pub mod prediction;
 pub mod role;

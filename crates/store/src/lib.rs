@@ -16,6 +16,7 @@ mod evaluation;
 mod governance;
 mod migrate;
 mod monitor;
+mod predictions;
 mod registry;
 
 use std::path::Path;
