@@ -348,15 +348,18 @@ async fn firing_by_key(c: Conn<'_>, key: &str) -> Result<Option<i64>> {
     }))
 }
 
+/// firing, url, attempt, status, error, at
+type DeliveryRow = (
+    Option<i64>,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    String,
+);
+
 async fn list_deliveries(c: Conn<'_>) -> Result<Vec<DeliveryRecord>> {
-    let rows: Vec<(
-        Option<i64>,
-        String,
-        i64,
-        Option<i64>,
-        Option<String>,
-        String,
-    )> = on_conn!(c, c => {
+    let rows: Vec<DeliveryRow> = on_conn!(c, c => {
         sqlx::query_as("SELECT firing_id, url, attempt, status, error, at FROM webhook_deliveries ORDER BY id")
             .fetch_all(&mut *c)
             .await?

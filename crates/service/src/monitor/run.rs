@@ -208,11 +208,11 @@ impl Vigil {
                 BTreeMap::new();
             for rule in rules {
                 let (ws, we) = due_window(rule, at);
-                if !cache.contains_key(&(ws, we)) {
-                    let recs = self
-                        .window_records(&d.model.name, &d.release.id, ws, we)
-                        .await?;
-                    cache.insert((ws, we), recs);
+                if let std::collections::btree_map::Entry::Vacant(e) = cache.entry((ws, we)) {
+                    e.insert(
+                        self.window_records(&d.model.name, &d.release.id, ws, we)
+                            .await?,
+                    );
                 }
                 let recs = &cache[&(ws, we)];
                 let mut groups: BTreeMap<String, Vec<&PredictionRecord>> = BTreeMap::new();
