@@ -31,6 +31,7 @@ pub use time::{Duration, Timestamp};
 pub mod evaluation;
 pub use evaluation::{Evaluation, EvaluationId, EvaluationManifest};
 pub mod governance;
+pub mod monitor;
 pub mod package;
 pub mod policy;
 pub mod prediction;

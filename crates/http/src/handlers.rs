@@ -433,3 +433,99 @@ pub async fn record_review(
         .await?;
     Ok((StatusCode::CREATED, Json(r)).into_response())
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeItem {
+    key: String,
+    label: u8,
+    #[serde(default)]
+    observed_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomesRequest {
+    key_kind: String,
+    outcomes: Vec<OutcomeItem>,
+}
+
+pub async fn import_outcomes(
+    State(s): State<Arc<AppState>>,
+    c: Caller,
+    b: Result<Json<OutcomesRequest>, JsonRejection>,
+) -> ApiResult {
+    use vigil_service::monitor::{ImportOutcomes, KeyKind, OutcomeRow};
+    let b = body(b)?;
+    let key_kind = KeyKind::parse(&b.key_kind)?;
+    let mut rows = Vec::with_capacity(b.outcomes.len());
+    for (i, o) in b.outcomes.iter().enumerate() {
+        let label = match o.label {
+            0 => false,
+            1 => true,
+            _ => {
+                return Err(invalid(
+                    "label_not_binary",
+                    format!("outcomes[{i}].label must be 0 or 1"),
+                ));
+            }
+        };
+        let observed_at = o
+            .observed_at
+            .as_deref()
+            .map(vigil_domain::Timestamp::parse)
+            .transpose()
+            .map_err(|e| invalid("invalid_time", format!("outcomes[{i}].observed_at: {e}")))?;
+        rows.push(OutcomeRow {
+            key: o.key.clone(),
+            label,
+            observed_at,
+        });
+    }
+    let digest = vigil_domain::Digest::of(
+        serde_json::to_string(
+            &b.outcomes
+                .iter()
+                .map(|o| (&o.key, o.label, &o.observed_at))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default()
+        .as_bytes(),
+    );
+    let r = s
+        .vigil
+        .import_outcomes(
+            c.name(),
+            ImportOutcomes {
+                source: "api".into(),
+                key_kind,
+                rows,
+                digest,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(r)).into_response())
+}
+
+pub async fn deployment_controls(
+    State(s): State<Arc<AppState>>,
+    _c: Caller,
+    Path(name): Path<String>,
+) -> ApiResult {
+    s.vigil.get_model(&name).await?;
+    ok(s.vigil.deployment_controls(&name).await?)
+}
+
+#[derive(Deserialize)]
+pub struct IncidentQuery {
+    all: Option<bool>,
+}
+
+pub async fn list_incidents(
+    State(s): State<Arc<AppState>>,
+    _c: Caller,
+    q: Result<Query<IncidentQuery>, QueryRejection>,
+) -> ApiResult {
+    let Query(q) = q.map_err(|e| invalid("invalid_query", e.body_text()))?;
+    ok(s.vigil.list_incidents(!q.all.unwrap_or(false)).await?)
+}

@@ -51,6 +51,14 @@ fn schemas() -> Value {
             "required": ["inputs"]
         },
         "ReasonRequest": s(json!({ "reason": { "type": "string" } }), &["reason"]),
+        "OutcomesRequest": s(json!({
+            "key_kind": { "type": "string", "enum": ["encounter", "request"] },
+            "outcomes": { "type": "array", "items": s(json!({
+                "key": { "type": "string" },
+                "label": { "type": "integer", "enum": [0, 1] },
+                "observed_at": { "type": "string", "format": "date-time" }
+            }), &["key", "label"]) }
+        }), &["key_kind", "outcomes"]),
         "ReviewRequest": s(json!({
             "case": { "type": "integer", "minimum": 0 },
             "verdict": { "type": "string", "enum": ["plausible", "implausible", "unsafe"] },

@@ -264,6 +264,33 @@ pub const ROUTES: &[Route] = &[
         &[],
     ),
     r(
+        "post",
+        "/api/v1/outcomes",
+        "importOutcomes",
+        "Import outcomes joined to prediction records by encounter or request id",
+        &["data-scientist", "operator"],
+        Some("OutcomesRequest"),
+        &[],
+    ),
+    r(
+        "get",
+        "/api/v1/models/{name}/controls",
+        "deploymentControls",
+        "The suppress and disable controls in force on a model",
+        &[],
+        None,
+        &[],
+    ),
+    r(
+        "get",
+        "/api/v1/incidents",
+        "listIncidents",
+        "Incidents, open ones unless all=true",
+        &[],
+        None,
+        &["all"],
+    ),
+    r(
         "get",
         "/api/v1/audit",
         "listAudit",
@@ -405,4 +432,10 @@ pub fn api() -> Router<Arc<AppState>> {
         .route("/v2/models/{name}/ready", get(sv::oip_model_ready))
         .route("/v2/models/{name}/infer", post(sv::oip_infer))
         .route("/metrics", get(sv::metrics))
+        .route("/api/v1/outcomes", post(h::import_outcomes))
+        .route(
+            "/api/v1/models/{name}/controls",
+            get(h::deployment_controls),
+        )
+        .route("/api/v1/incidents", get(h::list_incidents))
 }

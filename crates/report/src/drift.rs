@@ -44,7 +44,7 @@ pub fn render_drift(report: &DriftReport, ctx: &DriftContext) -> String {
 
 /// Features worst first: drifted, then not drifted, then those that could not be assessed;
 /// within each, by PSI, highest first.
-fn ranked(report: &DriftReport) -> Vec<(&String, &FeatureDrift)> {
+pub(crate) fn ranked(report: &DriftReport) -> Vec<(&String, &FeatureDrift)> {
     let mut v: Vec<(&String, &FeatureDrift)> = report.features.iter().collect();
     let rank = |d: &FeatureDrift| match d.drifted {
         Ok(true) => 0,
@@ -258,7 +258,7 @@ fn p_cell(notes: &mut Footnotes, value: &Estimate<f64>, applies: bool, only: &st
     }
 }
 
-fn feature_table(ranked: &[(&String, &FeatureDrift)]) -> String {
+pub(crate) fn feature_table(ranked: &[(&String, &FeatureDrift)]) -> String {
     let mut notes = Footnotes::default();
     let rows: Vec<(&str, Vec<String>)> = ranked
         .iter()

@@ -18,12 +18,14 @@ mod chart;
 mod drift;
 mod evaluation;
 mod html;
+mod monitor;
 mod plots;
 mod summary;
 
 pub use drift::render_drift;
 pub use evaluation::render_evaluation;
 pub use html::escape;
+pub use monitor::{MonitorContext, TrendSeries, render_monitor};
 
 /// What the evaluation report is about, in the words of the people who registered it.
 /// Every string here is escaped before it reaches the page.

@@ -12,6 +12,7 @@ pub mod evaluation;
 pub mod export;
 pub mod governance;
 pub mod model_card;
+pub mod monitor;
 pub mod predictions;
 mod registry;
 pub mod scoring;

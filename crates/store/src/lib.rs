@@ -15,6 +15,7 @@ mod data_checks;
 mod evaluation;
 mod governance;
 mod migrate;
+mod monitor;
 mod predictions;
 mod registry;
 
@@ -34,6 +35,10 @@ pub use audit::{AuditFilter, PACKED_FIELD_SEP, PACKED_RECORD_SEP};
 pub use data_checks::DataCheckRecord;
 pub use governance::{PolicyRecord, ReviewSample, RollbackDrill, UserRecord};
 pub use migrate::{MIGRATIONS, SchemaStatus};
+pub use monitor::{
+    ControlRecord, DeliveryRecord, FiringRecord, IncidentEventRecord, IncidentRecord,
+    OutcomeRecord, ReferenceProfileRecord, RehearsalRecord, RuleStateRecord,
+};
 
 /// The advisory lock key that serializes writers on PostgreSQL ("vigil" in ASCII).
 const PG_WRITE_LOCK: i64 = 0x76_69_67_69_6c;

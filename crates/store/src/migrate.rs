@@ -51,6 +51,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_predictions.sql"),
         postgres: include_str!("../migrations/postgres/0005_predictions.sql"),
     },
+    Migration {
+        version: 7,
+        name: "monitoring",
+        sqlite: include_str!("../migrations/sqlite/0007_monitoring.sql"),
+        postgres: include_str!("../migrations/postgres/0007_monitoring.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

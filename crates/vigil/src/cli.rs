@@ -124,6 +124,17 @@ pub enum Command {
     /// Structured clinical review of sampled cases
     #[command(subcommand)]
     Review(ReviewCmd),
+    /// Outcomes (labels) joined to prediction records
+    #[command(subcommand)]
+    Outcomes(crate::commands::monitor::OutcomesCmd),
+    /// Production monitoring: policy, rule runs, reports, deployment controls
+    #[command(subcommand)]
+    Monitor(crate::commands::monitor::MonitorCmd),
+    /// Incidents: open, list, show, update, close
+    #[command(subcommand)]
+    Incident(crate::commands::monitor::IncidentCmd),
+    /// Rehearse the monitor policy: replay a synthetic cohort with a scenario injected
+    Simulate(crate::commands::monitor::SimulateArgs),
     /// Serve the REST API (/api/v1), predictions, the Open Inference Protocol (/v2) and
     /// /metrics until SIGTERM or Ctrl-C
     Serve(ServeArgs),
@@ -145,6 +156,9 @@ pub struct ServeArgs {
     /// The most prediction records committed in one transaction
     #[arg(long, default_value_t = 1000)]
     pub record_batch: usize,
+    /// Run the monitor policy this often (0s: never)
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub monitor_every: String,
 }
 
 #[derive(Subcommand, Debug)]

@@ -297,6 +297,26 @@ impl Vigil {
         exceptions: &[i64],
     ) -> Result<Vec<Promotion>> {
         let mut tx = self.store.begin().await?;
+        let out = self
+            .apply_move_in(&mut tx, actor, model, mv, expect_from, reason, exceptions)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// [`Self::apply_move`] inside the caller's transaction (a monitor's rollback commits
+    /// with the firing that caused it).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn apply_move_in(
+        &self,
+        tx: &mut vigil_store::Tx,
+        actor: &UserName,
+        model: &ModelName,
+        mv: Move,
+        expect_from: Option<Stage>,
+        reason: &str,
+        exceptions: &[i64],
+    ) -> Result<Vec<Promotion>> {
         let l = ModelLifecycle::replay(&tx.list_promotions(model).await?);
         if let (Move::To(r, to), Some(f)) = (mv, expect_from)
             && l.stage(&r) != f
@@ -358,7 +378,6 @@ impl Vigil {
             tx.append_audit(now, &ev).await?;
             out.push(p);
         }
-        tx.commit().await?;
         Ok(out)
     }
 

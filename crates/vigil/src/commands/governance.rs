@@ -464,6 +464,23 @@ pub async fn serve(cfg: &Config, a: crate::cli::ServeArgs) -> Result<ExitCode> {
     let addr: std::net::SocketAddr = addr
         .parse()
         .with_context(|| format!("reading the address `{addr}`"))?;
+    let every = vigil_domain::Duration::parse(&a.monitor_every)?;
+    if every.as_micros() > 0 {
+        // The monitor policy runs beside the API; a failed run is reported and retried on
+        // the next tick, never fatal to serving.
+        let v = vigil.clone();
+        let period = std::time::Duration::from_micros(every.as_micros().unsigned_abs());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = v.monitor_tick(v.clock().now()).await {
+                    eprintln!("monitor run failed ({}): {}", e.code, e.message);
+                }
+            }
+        });
+    }
     vigil_http::serve(vigil, opts, addr, |bound| {
         use std::io::Write;
         println!("vigil listening on http://{bound}/api/v1");

@@ -3,6 +3,7 @@
 pub mod evaluate;
 pub mod export;
 pub mod governance;
+pub mod monitor;
 pub mod predictions;
 pub mod score;
 
