@@ -4,6 +4,7 @@
 //!
 //! Only this crate knows HTTP: status codes, headers and the JSON shapes of the public API.
 
+pub mod cds;
 mod error;
 mod handlers;
 pub mod openapi;
@@ -19,6 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
 use vigil_service::Vigil;
+use vigil_service::cds::CdsService;
 
 pub use error::{ApiError, status_for};
 
@@ -93,15 +95,20 @@ pub fn panic_layer() -> PanicLayer {
 
 /// The API as a router, ready for `axum::serve` or in-process tests.
 pub fn router(vigil: Vigil) -> Router {
+    router_with(vigil, None)
+}
+
+/// The API and, when given, the CDS Hooks service beside it.
+pub fn router_with(vigil: Vigil, cds: Option<Arc<CdsService>>) -> Router {
     let state = Arc::new(AppState::new(vigil));
-    routes::api()
-        .fallback(handlers::not_found)
+    let api = routes::api().with_state(state.clone());
+    let app = match cds {
+        Some(c) => api.merge(cds::routes(c)),
+        None => api,
+    };
+    app.fallback(handlers::not_found)
         .layer(panic_layer())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            with_request_id,
-        ))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, with_request_id))
 }
 
 /// Serves the API on `addr` until SIGTERM or Ctrl-C, finishing requests in flight.
@@ -111,9 +118,31 @@ pub async fn serve(
     addr: SocketAddr,
     on_bound: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
+    serve_with(vigil, None, addr, on_bound).await
+}
+
+/// [`serve`] with the CDS Hooks service mounted at `/cds-services`. The service's catalog
+/// of models is reloaded every few seconds, so promotions and rollbacks take effect
+/// without a restart.
+pub async fn serve_with(
+    vigil: Vigil,
+    cds: Option<Arc<CdsService>>,
+    addr: SocketAddr,
+    on_bound: impl FnOnce(SocketAddr),
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     on_bound(listener.local_addr()?);
-    axum::serve(listener, router(vigil))
+    if let Some(c) = cds.clone() {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                if let Err(e) = c.reload().await {
+                    eprintln!("cds: reloading the models failed: {e}");
+                }
+            }
+        });
+    }
+    axum::serve(listener, router_with(vigil, cds))
         .with_graceful_shutdown(shutdown_signal())
         .await
 }

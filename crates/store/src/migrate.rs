@@ -45,6 +45,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_data_checks.sql"),
         postgres: include_str!("../migrations/postgres/0004_data_checks.sql"),
     },
+    Migration {
+        version: 6,
+        name: "cds",
+        sqlite: include_str!("../migrations/sqlite/0006_cds.sql"),
+        postgres: include_str!("../migrations/postgres/0006_cds.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
