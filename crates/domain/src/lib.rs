@@ -32,4 +32,5 @@ pub mod evaluation;
 pub use evaluation::{Evaluation, EvaluationId, EvaluationManifest};
 pub mod governance;
 pub mod policy;
+pub mod prediction;
 pub mod role;

@@ -11,6 +11,7 @@ pub mod drift;
 mod error;
 pub mod evaluation;
 pub mod governance;
+pub mod predictions;
 mod registry;
 mod tabular;
 
@@ -55,6 +56,7 @@ pub struct Vigil {
     clock: Arc<dyn Clock>,
     home: PathBuf,
     evidence: Arc<dyn governance::EvidenceSource>,
+    pseudonym: predictions::PseudonymKey,
 }
 
 /// What `init` did.
@@ -137,11 +139,13 @@ impl Vigil {
                 ),
             )
         })?;
+        let pseudonym = predictions::PseudonymKey::load_or_create(&loc.home)?;
         Ok(Vigil {
             store: store.clone(),
             blobs: blobs.clone(),
             clock,
             home: loc.home.clone(),
+            pseudonym,
             evidence: Arc::new(governance::StoreEvidence {
                 store: store.clone(),
                 blobs: blobs.clone(),

@@ -16,6 +16,7 @@ mod data_checks;
 mod evaluation;
 mod governance;
 mod migrate;
+mod predictions;
 mod registry;
 
 use std::path::Path;

@@ -46,6 +46,12 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0004_data_checks.sql"),
     },
     Migration {
+        version: 5,
+        name: "predictions",
+        sqlite: include_str!("../migrations/sqlite/0005_predictions.sql"),
+        postgres: include_str!("../migrations/postgres/0005_predictions.sql"),
+    },
+    Migration {
         version: 6,
         name: "cds",
         sqlite: include_str!("../migrations/sqlite/0006_cds.sql"),

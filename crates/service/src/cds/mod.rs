@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use vigil_cds::card::{self, CardContext, Indicator};
 use vigil_cds::prefetch::{self, Template};
 use vigil_cds::{CdsRequest, FeedbackOutcome, fhir};
+use vigil_domain::prediction::PredictionMode;
 use vigil_domain::{CdsNoScore, CdsSettings, FeatureContract, Model, Release, Stage, Timestamp};
 use vigil_inference::contract::{Fallback, Scored, Scorer};
 use vigil_store::{CdsCardRecord, CdsFeedbackRecord};
@@ -371,9 +372,12 @@ impl CdsService {
                 &[],
             );
             context["missing_prefetch"] = json!(refused_keys);
+            let Some(live) = svc.production.as_ref().or(svc.shadow.as_ref()) else {
+                return Err(Error::internal("a CDS service without a release"));
+            };
             let recs = vec![self.record_of(
                 &svc,
-                svc.production.as_ref().or(svc.shadow.as_ref()),
+                live,
                 svc.production.is_none(),
                 &request_id,
                 now,
@@ -402,7 +406,7 @@ impl CdsService {
             let sh = sh.clone();
             let outcome = score_with(&sh);
             let rec = self.record_of(
-                &svc, Some(&sh), true, &request_id, now, &patient_key, &encounter_key,
+                &svc, &sh, true, &request_id, now, &patient_key, &encounter_key,
                 &outcome, &mapped, None, started, context.clone(),
             );
             let sink = self.sink.clone();
@@ -491,7 +495,7 @@ impl CdsService {
         }
         context["cards"] = json!(card_rows.iter().map(|c| c.uuid.clone()).collect::<Vec<_>>());
         let rec = self.record_of(
-            &svc, Some(prod), false, &request_id, now, &patient_key, &encounter_key,
+            &svc, prod, false, &request_id, now, &patient_key, &encounter_key,
             &outcome, &mapped, decision, started, context,
         );
         self.sink.record(vec![rec]).await?;
@@ -530,7 +534,7 @@ impl CdsService {
     fn record_of(
         &self,
         svc: &CdsModel,
-        release: Option<&LoadedRelease>,
+        release: &LoadedRelease,
         shadow: bool,
         request_id: &str,
         now: Timestamp,
@@ -557,11 +561,13 @@ impl CdsService {
             Outcome::Unavailable { reason, .. } => (record::unmapped(&svc.contract, mapped), None, Some(reason.to_string())),
         };
         CdsPrediction {
+            seq: None,
             request_id: request_id.to_string(),
             recorded_at: now,
             model: svc.id.clone(),
-            release: release.map(|l| l.release.id.clone()),
-            shadow,
+            release: release.release.id.clone(),
+            mode: if shadow { PredictionMode::Shadow } else { PredictionMode::Active },
+            channel: "cds".into(),
             patient_key: patient_key.clone(),
             encounter_key: encounter_key.clone(),
             features,

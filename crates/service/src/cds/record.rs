@@ -5,43 +5,18 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use serde_json::Value;
 use vigil_cds::fhir::Mapped;
-use vigil_domain::{FeatureContract, ReleaseId, Timestamp};
+use vigil_domain::FeatureContract;
+use vigil_domain::prediction::{FeatureRecord, PredictionRecord};
 use vigil_inference::contract::{FeatureOutcome, FeatureStatus};
 
 use crate::{Result, Vigil};
 
-/// One input as recorded: the value given to the model and where it came from.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CdsFeature {
-    pub name: String,
-    pub value: Option<f64>,
-    /// `ok`, `missing`, `invalid`, `filled`, `stale` or `unconvertible`.
-    pub status: String,
-    pub reason: Option<String>,
-    pub source: Option<String>,
-    pub observed_at: Option<Timestamp>,
-}
-
-/// A CDS call as a prediction record (channel `cds`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CdsPrediction {
-    pub request_id: String,
-    pub recorded_at: Timestamp,
-    pub model: String,
-    pub release: Option<ReleaseId>,
-    pub shadow: bool,
-    pub patient_key: Option<String>,
-    pub encounter_key: Option<String>,
-    pub features: Vec<CdsFeature>,
-    pub score: Option<f64>,
-    pub decision: Option<String>,
-    pub fallback_reason: Option<String>,
-    pub latency_us: i64,
-    /// hookInstance, card uuids, the mapping's account, fetched keys, the client.
-    pub context: Value,
-}
+/// A CDS call as recorded: a prediction record on channel `cds` whose context holds the
+/// hookInstance, the card uuids, the mapping's account, the fetched keys and the client.
+pub type CdsPrediction = PredictionRecord;
+/// One input as recorded, with its source and observation time.
+pub type CdsFeature = FeatureRecord;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -52,7 +27,7 @@ pub trait PredictionSink: Send + Sync {
     fn pseudonymise(&self, kind: &str, raw: &str) -> String;
 }
 
-/// Records through the store, one transaction per call.
+/// Records through the store (`Vigil::record_predictions`), one transaction per call.
 #[derive(Clone)]
 pub struct StoreSink {
     vigil: Vigil,
@@ -66,14 +41,11 @@ impl StoreSink {
 
 impl PredictionSink for StoreSink {
     fn record(&self, records: Vec<CdsPrediction>) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move {
-            let _ = (&self.vigil, records);
-            Ok(())
-        })
+        Box::pin(async move { self.vigil.record_predictions(&records).await })
     }
 
     fn pseudonymise(&self, kind: &str, raw: &str) -> String {
-        vigil_domain::Digest::of(format!("{kind}:{raw}").as_bytes()).to_hex()
+        self.vigil.pseudonymise(kind, raw)
     }
 }
 

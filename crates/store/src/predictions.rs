@@ -1,0 +1,250 @@
+//! Storage of prediction records: batched inserts (one transaction and one commit for many
+//! records, which is what makes durable serving fast) and filtered reads in sequence order.
+
+use sqlx::Row;
+use vigil_domain::prediction::{FeatureRecord, PredictionFilter, PredictionMode, PredictionRecord};
+use vigil_domain::{ReleaseId, Timestamp};
+
+use crate::{Backend, Conn, Error, Result, Store, on_conn};
+
+/// Rows per INSERT statement: 15 parameters each stays far below both backends' limits.
+const ROWS_PER_STATEMENT: usize = 500;
+
+const INSERT_HEAD: &str = "INSERT INTO predictions (request_id, mode, recorded_at, model, \
+     release_id, channel, patient_key, encounter_key, features, score, decision, \
+     fallback_reason, latency_us, context) ";
+
+const COLUMNS: &str = "seq, request_id, mode, recorded_at, model, release_id, channel, \
+     patient_key, encounter_key, features, score, decision, fallback_reason, latency_us, context";
+
+struct Encoded<'a> {
+    r: &'a PredictionRecord,
+    features: String,
+    context: String,
+}
+
+fn encode(records: &[PredictionRecord]) -> Result<Vec<Encoded<'_>>> {
+    records
+        .iter()
+        .map(|r| {
+            r.validate()
+                .map_err(|e| Error::Conflict(format!("refused prediction record: {e}")))?;
+            Ok(Encoded {
+                r,
+                features: serde_json::to_string(&r.features).map_err(Error::corrupt)?,
+                context: serde_json::to_string(&r.context).map_err(Error::corrupt)?,
+            })
+        })
+        .collect()
+}
+
+macro_rules! push_rows {
+    ($qb:expr, $chunk:expr) => {
+        $qb.push_values($chunk.iter(), |mut b, e| {
+            b.push_bind(e.r.request_id.as_str())
+                .push_bind(e.r.mode.as_str())
+                .push_bind(e.r.recorded_at.to_string())
+                .push_bind(e.r.model.as_str())
+                .push_bind(e.r.release.to_string())
+                .push_bind(e.r.channel.as_str())
+                .push_bind(e.r.patient_key.as_deref())
+                .push_bind(e.r.encounter_key.as_deref())
+                .push_bind(e.features.as_str())
+                .push_bind(e.r.score)
+                .push_bind(e.r.decision.as_deref())
+                .push_bind(e.r.fallback_reason.as_deref())
+                .push_bind(e.r.latency_us)
+                .push_bind(e.context.as_str());
+        })
+    };
+}
+
+impl Store {
+    /// Writes a batch of records in one transaction: all of them are durable when this
+    /// returns, or none is. A record whose `(request_id, mode)` exists already fails the
+    /// whole batch (see [`Error::is_conflict`]).
+    pub async fn insert_predictions(&self, records: &[PredictionRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let encoded = encode(records)?;
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(INSERT_HEAD);
+                    push_rows!(qb, chunk);
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+            Backend::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT_HEAD);
+                    push_rows!(qb, chunk);
+                    qb.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records matching the filter, in sequence (write) order.
+    pub async fn list_predictions(&self, f: &PredictionFilter) -> Result<Vec<PredictionRecord>> {
+        let mut pc = self.acquire().await?;
+        list(pc.as_conn(), f).await
+    }
+
+    /// How many records match the filter (its `limit` is ignored).
+    pub async fn count_predictions(&self, f: &PredictionFilter) -> Result<i64> {
+        let mut pc = self.acquire().await?;
+        count(pc.as_conn(), f).await
+    }
+}
+
+/// Bind values of a filter, in placeholder order.
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+fn where_clause(f: &PredictionFilter) -> (String, Vec<Param>) {
+    let mut conds = Vec::new();
+    let mut params = Vec::new();
+    let mut add = |cond: &str, p: Param| {
+        params.push(p);
+        conds.push(format!("{cond} ${}", params.len()));
+    };
+    if let Some(m) = &f.model {
+        add("model =", Param::Text(m.clone()));
+    }
+    if let Some(r) = &f.release {
+        add("release_id =", Param::Text(r.to_string()));
+    }
+    if let Some(m) = f.mode {
+        add("mode =", Param::Text(m.as_str().to_string()));
+    }
+    if let Some(c) = &f.channel {
+        add("channel =", Param::Text(c.clone()));
+    }
+    if let Some(t) = f.since {
+        add("recorded_at >=", Param::Text(t.to_string()));
+    }
+    if let Some(t) = f.until {
+        add("recorded_at <", Param::Text(t.to_string()));
+    }
+    if let Some(s) = f.after_seq {
+        add("seq >", Param::Int(s));
+    }
+    let clause = if conds.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conds.join(" AND "))
+    };
+    (clause, params)
+}
+
+macro_rules! bind_all {
+    ($q:expr, $params:expr) => {{
+        let mut q = $q;
+        for p in $params {
+            q = match p {
+                Param::Text(s) => q.bind(s.as_str()),
+                Param::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }};
+}
+
+struct Raw {
+    seq: i64,
+    request_id: String,
+    mode: String,
+    recorded_at: String,
+    model: String,
+    release_id: String,
+    channel: String,
+    patient_key: Option<String>,
+    encounter_key: Option<String>,
+    features: String,
+    score: Option<f64>,
+    decision: Option<String>,
+    fallback_reason: Option<String>,
+    latency_us: i64,
+    context: String,
+}
+
+impl Raw {
+    fn decode(self) -> Result<PredictionRecord> {
+        let seq = self.seq;
+        let bad = |e: String| Error::corrupt(format!("prediction record {seq}: {e}"));
+        let features: Vec<FeatureRecord> =
+            serde_json::from_str(&self.features).map_err(|e| bad(e.to_string()))?;
+        Ok(PredictionRecord {
+            seq: Some(seq),
+            request_id: self.request_id,
+            recorded_at: Timestamp::parse(&self.recorded_at).map_err(|e| bad(e.to_string()))?,
+            mode: self
+                .mode
+                .parse::<PredictionMode>()
+                .map_err(|e| bad(e.to_string()))?,
+            model: self.model,
+            release: ReleaseId::parse(&self.release_id).map_err(|e| bad(e.to_string()))?,
+            channel: self.channel,
+            patient_key: self.patient_key,
+            encounter_key: self.encounter_key,
+            features,
+            score: self.score,
+            decision: self.decision,
+            fallback_reason: self.fallback_reason,
+            latency_us: self.latency_us,
+            context: serde_json::from_str(&self.context).map_err(|e| bad(e.to_string()))?,
+        })
+    }
+}
+
+async fn list(c: Conn<'_>, f: &PredictionFilter) -> Result<Vec<PredictionRecord>> {
+    let (clause, params) = where_clause(f);
+    let mut sql = format!("SELECT {COLUMNS} FROM predictions{clause} ORDER BY seq");
+    if let Some(n) = f.limit {
+        sql.push_str(&format!(" LIMIT {}", n.max(0)));
+    }
+    let raw = on_conn!(c, c => {
+        let rows = bind_all!(sqlx::query(&sql), &params).fetch_all(&mut *c).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Raw {
+                    seq: r.try_get("seq")?,
+                    request_id: r.try_get("request_id")?,
+                    mode: r.try_get("mode")?,
+                    recorded_at: r.try_get("recorded_at")?,
+                    model: r.try_get("model")?,
+                    release_id: r.try_get("release_id")?,
+                    channel: r.try_get("channel")?,
+                    patient_key: r.try_get("patient_key")?,
+                    encounter_key: r.try_get("encounter_key")?,
+                    features: r.try_get("features")?,
+                    score: r.try_get("score")?,
+                    decision: r.try_get("decision")?,
+                    fallback_reason: r.try_get("fallback_reason")?,
+                    latency_us: r.try_get("latency_us")?,
+                    context: r.try_get("context")?,
+                })
+            })
+            .collect::<Result<Vec<Raw>, sqlx::Error>>()?
+    });
+    raw.into_iter().map(Raw::decode).collect()
+}
+
+async fn count(c: Conn<'_>, f: &PredictionFilter) -> Result<i64> {
+    let (clause, params) = where_clause(f);
+    let sql = format!("SELECT COUNT(*) AS n FROM predictions{clause}");
+    let n: i64 = on_conn!(c, c => {
+        let row = bind_all!(sqlx::query(&sql), &params).fetch_one(&mut *c).await?;
+        row.try_get("n")?
+    });
+    Ok(n)
+}
