@@ -100,6 +100,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     commands::governance::history(&cfg, &out, model, at).await
                 }
                 Command::Review(c) => commands::governance::review(&cfg, &out, c).await,
+                Command::CdsClient(c) => commands::cds::client(&cfg, &out, c).await,
+                Command::Feedback(c) => commands::cds::feedback(&cfg, &out, c).await,
                 Command::Serve { addr } => commands::governance::serve(&cfg, addr).await,
                 Command::Quickstart(_) => unreachable!("handled above"),
             }

@@ -109,6 +109,7 @@ pub struct CdsService {
     fetcher: Fetcher,
     sink: Arc<dyn PredictionSink>,
     gate: Arc<dyn CardGate>,
+    public_url: RwLock<String>,
     catalog: RwLock<Arc<Vec<Arc<CdsModel>>>>,
     jku: clients::JkuCache,
 }
@@ -160,6 +161,7 @@ impl CdsService {
         let fetcher = Fetcher::new().map_err(|e| Error::internal(e.message))?;
         let svc = CdsService {
             vigil,
+            public_url: RwLock::new(config.public_url.clone()),
             config,
             fetcher,
             sink,
@@ -173,6 +175,21 @@ impl CdsService {
 
     pub fn config(&self) -> &CdsConfig {
         &self.config
+    }
+
+    /// The public base URL in force (see [`CdsConfig::public_url`]).
+    pub fn public_url(&self) -> String {
+        self.public_url
+            .read()
+            .map(|u| u.clone())
+            .unwrap_or_else(|_| self.config.public_url.clone())
+    }
+
+    /// Sets the public base URL once the listening address is known.
+    pub fn set_public_url(&self, url: &str) {
+        if let Ok(mut u) = self.public_url.write() {
+            *u = url.trim_end_matches('/').to_string();
+        }
     }
 
     pub fn vigil(&self) -> &Vigil {
@@ -247,7 +264,7 @@ impl CdsService {
 
     /// The URL a call to `path` (`/cds-services/...`) is addressed to: the token's `aud`.
     pub fn audience(&self, path: &str) -> String {
-        format!("{}{}", self.config.public_url, path)
+        format!("{}{}", self.public_url(), path)
     }
 
     /// `GET /cds-services`.
@@ -422,12 +439,13 @@ impl CdsService {
         };
         let outcome = score_with(prod);
         let settings = svc.settings();
+        let base_url = self.public_url();
         let ctx = CardContext {
             model: &svc.id,
             release: &prod.release.id,
             intended_use: &svc.model.intended_use,
             contract: &svc.contract,
-            base_url: &self.config.public_url,
+            base_url: &base_url,
             service_id: &svc.id,
         };
         let mut cards: Vec<Value> = Vec::new();

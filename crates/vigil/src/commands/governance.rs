@@ -437,9 +437,25 @@ pub async fn serve(cfg: &Config, addr: String) -> Result<ExitCode> {
     let addr: std::net::SocketAddr = addr
         .parse()
         .with_context(|| format!("reading the address `{addr}`"))?;
-    vigil_http::serve(vigil, addr, |bound| {
+    let configured = cfg.public_url.clone();
+    let cds = std::sync::Arc::new(
+        vigil_service::cds::CdsService::new(
+            vigil.clone(),
+            vigil_service::cds::CdsConfig::new(
+                configured.clone().unwrap_or_else(|| format!("http://{addr}")),
+            ),
+        )
+        .await
+        .context("loading the CDS Hooks services")?,
+    );
+    let on_bound_cds = cds.clone();
+    vigil_http::serve_with(vigil, Some(cds), addr, move |bound| {
         use std::io::Write;
+        if configured.is_none() {
+            on_bound_cds.set_public_url(&format!("http://{bound}"));
+        }
         println!("vigil listening on http://{bound}/api/v1");
+        println!("CDS Hooks discovery at {}/cds-services", on_bound_cds.public_url());
         let _ = std::io::stdout().flush();
     })
     .await
