@@ -20,7 +20,10 @@ fn authorization(h: &HeaderMap) -> Option<&str> {
     h.get(axum::http::header::AUTHORIZATION)?.to_str().ok()
 }
 
-async fn discovery(State(cds): State<Arc<CdsService>>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn discovery(
+    State(cds): State<Arc<CdsService>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     Ok(Json(cds.discovery(authorization(&headers)).await?).into_response())
 }
 

@@ -67,7 +67,11 @@ const CLIENT_COLUMNS: &str = "iss, jwks, jku, added_by, added_at, removed_by, re
 async fn clients(c: Conn<'_>, include_removed: bool) -> Result<Vec<CdsClientRecord>> {
     let sql = format!(
         "SELECT {CLIENT_COLUMNS} FROM cds_clients {} ORDER BY iss",
-        if include_removed { "" } else { "WHERE removed_at IS NULL" }
+        if include_removed {
+            ""
+        } else {
+            "WHERE removed_at IS NULL"
+        }
     );
     let rows = on_conn!(c, c => {
         let rows = sqlx::query(&sql).fetch_all(&mut *c).await?;
@@ -86,22 +90,25 @@ async fn clients(c: Conn<'_>, include_removed: bool) -> Result<Vec<CdsClientReco
             .collect::<Result<Vec<_>, sqlx::Error>>()?
     });
     rows.into_iter()
-        .map(|(iss, jwks, jku, added_by, added_at, removed_by, removed_at)| {
-            Ok(CdsClientRecord {
-                added_at: ts(&added_at, "cds client")?,
-                removed_at: opt_ts(removed_at, "cds client")?,
-                iss,
-                jwks,
-                jku,
-                added_by,
-                removed_by,
-            })
-        })
+        .map(
+            |(iss, jwks, jku, added_by, added_at, removed_by, removed_at)| {
+                Ok(CdsClientRecord {
+                    added_at: ts(&added_at, "cds client")?,
+                    removed_at: opt_ts(removed_at, "cds client")?,
+                    iss,
+                    jwks,
+                    jku,
+                    added_by,
+                    removed_by,
+                })
+            },
+        )
         .collect()
 }
 
 async fn client(c: Conn<'_>, iss: &str) -> Result<Option<CdsClientRecord>> {
-    let sql = format!("SELECT {CLIENT_COLUMNS} FROM cds_clients WHERE iss = $1 AND removed_at IS NULL");
+    let sql =
+        format!("SELECT {CLIENT_COLUMNS} FROM cds_clients WHERE iss = $1 AND removed_at IS NULL");
     let row = on_conn!(c, c => {
         let row = sqlx::query(&sql).bind(iss).fetch_optional(&mut *c).await?;
         match row {

@@ -70,19 +70,35 @@ fn to_client(r: CdsClientRecord) -> CdsClient {
 impl Vigil {
     /// Registers a CDS client by its issuer, with its key set or the URL of it (operator or
     /// governance).
-    pub async fn add_cds_client(&self, actor: &UserName, iss: &str, keys: ClientKeys) -> Result<CdsClient> {
+    pub async fn add_cds_client(
+        &self,
+        actor: &UserName,
+        iss: &str,
+        keys: ClientKeys,
+    ) -> Result<CdsClient> {
         check_iss(iss)?;
         let subject = format!("cds_client:{iss}");
-        self.authorize(actor, &[Role::Operator, Role::Governance], "cds_client", &subject)
-            .await?;
+        self.authorize(
+            actor,
+            &[Role::Operator, Role::Governance],
+            "cds_client",
+            &subject,
+        )
+        .await?;
         let (jwks, jku) = match keys {
             ClientKeys::Jwks(text) => {
                 let set = Jwks::parse(&text).map_err(|e| Error::invalid(e.code, e.message))?;
-                (Some(serde_json::to_string(&set).map_err(|e| Error::internal(e.to_string()))?), None)
+                (
+                    Some(serde_json::to_string(&set).map_err(|e| Error::internal(e.to_string()))?),
+                    None,
+                )
             }
             ClientKeys::Jku(url) => {
                 if !url.starts_with("https://") && !url.starts_with("http://") {
-                    return Err(Error::invalid("cds_jku_invalid", "the jku must be an http(s) URL"));
+                    return Err(Error::invalid(
+                        "cds_jku_invalid",
+                        "the jku must be an http(s) URL",
+                    ));
                 }
                 (None, Some(url))
             }
@@ -113,8 +129,13 @@ impl Vigil {
     /// Removes a client: its tokens are refused from now on.
     pub async fn remove_cds_client(&self, actor: &UserName, iss: &str) -> Result<()> {
         let subject = format!("cds_client:{iss}");
-        self.authorize(actor, &[Role::Operator, Role::Governance], "cds_client", &subject)
-            .await?;
+        self.authorize(
+            actor,
+            &[Role::Operator, Role::Governance],
+            "cds_client",
+            &subject,
+        )
+        .await?;
         let now = self.clock.now();
         let mut tx = self.store.begin().await?;
         if !tx.remove_cds_client(iss, actor.as_str(), now).await? {
@@ -141,7 +162,9 @@ impl Vigil {
 
     fn local_key_path(&self, iss: &str) -> PathBuf {
         let h = Digest::of(iss.as_bytes()).to_hex();
-        self.home.join("secrets").join(format!("cds-client-{}.key", &h[..16]))
+        self.home
+            .join("secrets")
+            .join(format!("cds-client-{}.key", &h[..16]))
     }
 
     /// The locally kept ES384 key for `iss`, created on first use (mode 0600).
@@ -150,7 +173,10 @@ impl Vigil {
         let kid = |s: &[u8]| {
             let signer = Es384Signer::from_secret(s, "")?;
             let x = signer.public_jwk().x.unwrap_or_default();
-            Es384Signer::from_secret(s, format!("vigil-local-{}", &Digest::of(x.as_bytes()).to_hex()[..12]))
+            Es384Signer::from_secret(
+                s,
+                format!("vigil-local-{}", &Digest::of(x.as_bytes()).to_hex()[..12]),
+            )
         };
         if let Ok(text) = std::fs::read_to_string(&path) {
             let bytes = hex_decode(text.trim())
@@ -162,8 +188,9 @@ impl Vigil {
             .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
         loop {
             let mut secret = [0u8; 48];
-            getrandom::fill(&mut secret)
-                .map_err(|e| Error::internal(format!("the operating system's random source failed: {e}")))?;
+            getrandom::fill(&mut secret).map_err(|e| {
+                Error::internal(format!("the operating system's random source failed: {e}"))
+            })?;
             // A random 384-bit string is a valid scalar except with negligible probability.
             let Ok(signer) = kid(&secret) else { continue };
             let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
@@ -184,9 +211,12 @@ impl Vigil {
         check_iss(iss)?;
         let signer = self.local_cds_signer(iss)?;
         if register {
-            let set = Jwks { keys: vec![signer.public_jwk()] };
+            let set = Jwks {
+                keys: vec![signer.public_jwk()],
+            };
             let text = serde_json::to_string(&set).map_err(|e| Error::internal(e.to_string()))?;
-            self.add_cds_client(actor, iss, ClientKeys::Jwks(text)).await?;
+            self.add_cds_client(actor, iss, ClientKeys::Jwks(text))
+                .await?;
         }
         let now = self.clock.now().as_unix_seconds();
         let claims = json!({
@@ -243,7 +273,11 @@ fn unauth(e: AuthError) -> Error {
 impl CdsService {
     /// Verifies the bearer token of a call to `audience`; refusals are audited (`cds.auth_refused`)
     /// and come back as 401 with the reason code.
-    pub async fn authenticate(&self, authorization: Option<&str>, audience: &str) -> Result<Caller> {
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        audience: &str,
+    ) -> Result<Caller> {
         match self.verify_token(authorization, audience).await {
             Ok(c) => Ok(c),
             Err((e, iss)) => {
@@ -269,7 +303,10 @@ impl CdsService {
     ) -> std::result::Result<Caller, (Error, Option<String>)> {
         let Some(h) = authorization else {
             return Err((
-                unauth(AuthError::new("token_missing", "the call carries no bearer token")),
+                unauth(AuthError::new(
+                    "token_missing",
+                    "the call carries no bearer token",
+                )),
                 None,
             ));
         };
@@ -278,7 +315,10 @@ impl CdsService {
             .or_else(|| h.strip_prefix("bearer "))
             .ok_or_else(|| {
                 (
-                    unauth(AuthError::new("token_missing", "the Authorization header is not a Bearer token")),
+                    unauth(AuthError::new(
+                        "token_missing",
+                        "the Authorization header is not a Bearer token",
+                    )),
                     None,
                 )
             })?;
@@ -286,7 +326,10 @@ impl CdsService {
         let iss: Option<String> = u.issuer().map(|s| s.chars().take(200).collect());
         let fail = |e: AuthError| (unauth(e), iss.clone());
         let Some(claimed) = u.issuer() else {
-            return Err(fail(AuthError::new("claim_missing", "the token has no iss")));
+            return Err(fail(AuthError::new(
+                "claim_missing",
+                "the token has no iss",
+            )));
         };
         let client = self
             .vigil
@@ -294,7 +337,12 @@ impl CdsService {
             .cds_client(claimed)
             .await
             .map_err(|e| (Error::from(e), iss.clone()))?
-            .ok_or_else(|| fail(AuthError::new("unknown_iss", "the token's issuer is not a registered CDS client")))?;
+            .ok_or_else(|| {
+                fail(AuthError::new(
+                    "unknown_iss",
+                    "the token's issuer is not a registered CDS client",
+                ))
+            })?;
         let now = self.vigil.clock.now();
         let expect = jwt::Expect {
             audience,
@@ -310,16 +358,29 @@ impl CdsService {
                 let set = self.jku_keys(url).await.map_err(&fail)?;
                 jwt::verify(&u, KeySource::Jku { url, keys: &set }, expect).map_err(&fail)?
             }
-            (None, None) => return Err(fail(AuthError::new("unknown_iss", "the client has no keys"))),
+            (None, None) => {
+                return Err(fail(AuthError::new(
+                    "unknown_iss",
+                    "the client has no keys",
+                )));
+            }
         };
         let fresh = self
             .vigil
             .store
-            .cds_remember_jti(&verified.iss, &verified.jti, Timestamp::from_unix_seconds(verified.exp + self.config.leeway_secs), now)
+            .cds_remember_jti(
+                &verified.iss,
+                &verified.jti,
+                Timestamp::from_unix_seconds(verified.exp + self.config.leeway_secs),
+                now,
+            )
             .await
             .map_err(|e| (Error::from(e), iss.clone()))?;
         if !fresh {
-            return Err(fail(AuthError::new("jti_replayed", "this token has been used before")));
+            return Err(fail(AuthError::new(
+                "jti_replayed",
+                "this token has been used before",
+            )));
         }
         Ok(Caller {
             iss: verified.iss,

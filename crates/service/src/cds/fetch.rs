@@ -69,7 +69,9 @@ impl Fetcher {
         let fut = async {
             let resp = req.send().await.map_err(classify)?;
             let status = resp.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            if status == reqwest::StatusCode::UNAUTHORIZED
+                || status == reqwest::StatusCode::FORBIDDEN
+            {
                 return Err(FetchError::new(
                     "fhir_forbidden",
                     format!("the FHIR server refused access ({})", status.as_u16()),
@@ -82,18 +84,27 @@ impl Fetcher {
                 ));
             }
             if resp.content_length().is_some_and(|n| n as usize > MAX_BODY) {
-                return Err(FetchError::new("fhir_too_large", "the answer is larger than 16 MiB"));
+                return Err(FetchError::new(
+                    "fhir_too_large",
+                    "the answer is larger than 16 MiB",
+                ));
             }
             let bytes = resp.bytes().await.map_err(classify)?;
             if bytes.len() > MAX_BODY {
-                return Err(FetchError::new("fhir_too_large", "the answer is larger than 16 MiB"));
+                return Err(FetchError::new(
+                    "fhir_too_large",
+                    "the answer is larger than 16 MiB",
+                ));
             }
             serde_json::from_slice::<Value>(&bytes)
                 .map_err(|_| FetchError::new("fhir_malformed", "the answer is not JSON"))
         };
         match tokio::time::timeout(left, fut).await {
             Ok(r) => r,
-            Err(_) => Err(FetchError::new("fhir_timeout", "the FHIR server did not answer in time")),
+            Err(_) => Err(FetchError::new(
+                "fhir_timeout",
+                "the FHIR server did not answer in time",
+            )),
         }
     }
 
@@ -106,18 +117,26 @@ impl Fetcher {
         bearer: Option<&str>,
         deadline: Instant,
     ) -> Result<Vec<Value>, FetchError> {
-        let mut url = format!("{}/{}", base.trim_end_matches('/'), query.trim_start_matches('/'));
+        let mut url = format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            query.trim_start_matches('/')
+        );
         let mut pages = Vec::new();
         for _ in 0..MAX_PAGES {
             let v = self.get_json(&url, bearer, deadline).await?;
             if v.get("resourceType").and_then(Value::as_str) == Some("OperationOutcome") {
-                return Err(FetchError::new("fhir_error", "the FHIR server answered an OperationOutcome"));
+                return Err(FetchError::new(
+                    "fhir_error",
+                    "the FHIR server answered an OperationOutcome",
+                ));
             }
             let next = v
                 .get("link")
                 .and_then(Value::as_array)
                 .and_then(|l| {
-                    l.iter().find(|x| x.get("relation").and_then(Value::as_str) == Some("next"))
+                    l.iter()
+                        .find(|x| x.get("relation").and_then(Value::as_str) == Some("next"))
                 })
                 .and_then(|x| x.get("url"))
                 .and_then(Value::as_str)

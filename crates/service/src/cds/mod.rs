@@ -125,12 +125,20 @@ impl std::fmt::Debug for CdsService {
 /// A random (version 4) UUID.
 pub fn new_uuid() -> Result<String> {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b)
-        .map_err(|e| Error::internal(format!("the operating system's random source failed: {e}")))?;
+    getrandom::fill(&mut b).map_err(|e| {
+        Error::internal(format!("the operating system's random source failed: {e}"))
+    })?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
 }
 
 fn bad_request(e: vigil_cds::RequestError) -> Error {
@@ -142,7 +150,10 @@ enum Outcome {
     Scored(Scored),
     Fallback(Fallback),
     /// Data could not be had at all (fetch timeout or failure): no scoring was attempted.
-    Unavailable { reason: &'static str, detail: String },
+    Unavailable {
+        reason: &'static str,
+        detail: String,
+    },
 }
 
 impl CdsService {
@@ -242,8 +253,11 @@ impl CdsService {
         let artifact = self.vigil.release_artifact(&release)?;
         let model = vigil_inference::Model::from_bytes(&artifact)
             .map_err(|e| Error::internal(format!("the release's model cannot be loaded: {e}")))?;
-        let scorer = Scorer::new(Arc::new(contract), Arc::new(model))
-            .map_err(|e| Error::internal(format!("the release's model does not fit its contract: {e}")))?;
+        let scorer = Scorer::new(Arc::new(contract), Arc::new(model)).map_err(|e| {
+            Error::internal(format!(
+                "the release's model does not fit its contract: {e}"
+            ))
+        })?;
         Ok(LoadedRelease {
             release,
             scorer: Arc::new(scorer),
@@ -259,7 +273,12 @@ impl CdsService {
             .iter()
             .find(|m| m.id == id)
             .cloned()
-            .ok_or_else(|| Error::not_found("cds_service_not_found", format!("there is no CDS service `{id}`")))
+            .ok_or_else(|| {
+                Error::not_found(
+                    "cds_service_not_found",
+                    format!("there is no CDS service `{id}`"),
+                )
+            })
     }
 
     /// The URL a call to `path` (`/cds-services/...`) is addressed to: the token's `aud`.
@@ -269,7 +288,8 @@ impl CdsService {
 
     /// `GET /cds-services`.
     pub async fn discovery(&self, authorization: Option<&str>) -> Result<Value> {
-        self.authenticate(authorization, &self.audience("/cds-services")).await?;
+        self.authenticate(authorization, &self.audience("/cds-services"))
+            .await?;
         let services: Vec<Value> = self
             .catalog()
             .iter()
@@ -289,18 +309,29 @@ impl CdsService {
     }
 
     /// `POST /cds-services/{id}`.
-    pub async fn call(&self, id: &str, authorization: Option<&str>, body: &[u8]) -> Result<CdsAnswer> {
+    pub async fn call(
+        &self,
+        id: &str,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<CdsAnswer> {
         let started = Instant::now();
         let caller = self
-            .authenticate(authorization, &self.audience(&format!("/cds-services/{id}")))
+            .authenticate(
+                authorization,
+                &self.audience(&format!("/cds-services/{id}")),
+            )
             .await?;
         let svc = self.service(id)?;
         let req = CdsRequest::parse(body, &svc.hook).map_err(bad_request)?;
         let now = self.vigil.clock.now();
         let request_id = new_uuid()?;
         let patient_id = req.patient_id().unwrap_or_default().to_string();
-        let patient_key = (!patient_id.is_empty()).then(|| self.sink.pseudonymise("patient", &patient_id));
-        let encounter_key = req.encounter_id().map(|e| self.sink.pseudonymise("encounter", e));
+        let patient_key =
+            (!patient_id.is_empty()).then(|| self.sink.pseudonymise("patient", &patient_id));
+        let encounter_key = req
+            .encounter_id()
+            .map(|e| self.sink.pseudonymise("encounter", e));
 
         // Prefetch, then fetch what is missing.
         let mut docs: Vec<Value> = Vec::new();
@@ -326,20 +357,32 @@ impl CdsService {
         if !missing.is_empty() {
             match &req.fhir_server {
                 None => {
-                    refused_keys = missing.iter().filter(|t| t.required).map(|t| t.key.clone()).collect();
+                    refused_keys = missing
+                        .iter()
+                        .filter(|t| t.required)
+                        .map(|t| t.key.clone())
+                        .collect();
                 }
                 Some(base) => {
                     let deadline = Instant::now() + self.config.fetch_timeout;
-                    let bearer = req.fhir_authorization.as_ref().map(|a| a.access_token.as_str());
+                    let bearer = req
+                        .fhir_authorization
+                        .as_ref()
+                        .map(|a| a.access_token.as_str());
                     let futs = missing.iter().map(|t| {
                         let q = prefetch::resolve(&t.query, &req.context);
                         async move {
                             match q {
-                                None => (*t, Err(FetchError {
-                                    code: "prefetch_token",
-                                    message: "the context lacks a value the query needs".into(),
-                                })),
-                                Some(q) => (*t, self.fetcher.fhir(base, &q, bearer, deadline).await),
+                                None => (
+                                    *t,
+                                    Err(FetchError {
+                                        code: "prefetch_token",
+                                        message: "the context lacks a value the query needs".into(),
+                                    }),
+                                ),
+                                Some(q) => {
+                                    (*t, self.fetcher.fhir(base, &q, bearer, deadline).await)
+                                }
                             }
                         }
                     });
@@ -353,7 +396,8 @@ impl CdsService {
                                 if e.is_refusal() || e.code == "prefetch_token" {
                                     refused_keys.push(t.key.clone());
                                 } else if unavailable.is_none() {
-                                    unavailable = Some((e.code, format!("{}: {}", t.key, e.message)));
+                                    unavailable =
+                                        Some((e.code, format!("{}: {}", t.key, e.message)));
                                 }
                             }
                             Err(_) => {}
@@ -384,8 +428,14 @@ impl CdsService {
         if !refused_keys.is_empty() {
             let outcome = card::operation_outcome(
                 "processing",
-                &format!("Cannot compute {}: required FHIR data was not prefetched and cannot be fetched.", svc.id),
-                &format!("CDS Hooks prefetch key(s) {} absent and not fetchable", refused_keys.join(", ")),
+                &format!(
+                    "Cannot compute {}: required FHIR data was not prefetched and cannot be fetched.",
+                    svc.id
+                ),
+                &format!(
+                    "CDS Hooks prefetch key(s) {} absent and not fetchable",
+                    refused_keys.join(", ")
+                ),
                 &[],
             );
             context["missing_prefetch"] = json!(refused_keys);
@@ -400,7 +450,10 @@ impl CdsService {
                 now,
                 &patient_key,
                 &encounter_key,
-                &Outcome::Unavailable { reason: "prefetch_unavailable", detail: String::new() },
+                &Outcome::Unavailable {
+                    reason: "prefetch_unavailable",
+                    detail: String::new(),
+                },
                 &mapped,
                 None,
                 started,
@@ -411,7 +464,10 @@ impl CdsService {
         }
 
         let score_with = |l: &LoadedRelease| match &unavailable {
-            Some((code, detail)) => Outcome::Unavailable { reason: code, detail: detail.clone() },
+            Some((code, detail)) => Outcome::Unavailable {
+                reason: code,
+                detail: detail.clone(),
+            },
             None => match l.scorer.score(&mapped.inputs, now) {
                 Ok(s) => Outcome::Scored(s),
                 Err(f) => Outcome::Fallback(f),
@@ -423,8 +479,18 @@ impl CdsService {
             let sh = sh.clone();
             let outcome = score_with(&sh);
             let rec = self.record_of(
-                &svc, &sh, true, &request_id, now, &patient_key, &encounter_key,
-                &outcome, &mapped, None, started, context.clone(),
+                &svc,
+                &sh,
+                true,
+                &request_id,
+                now,
+                &patient_key,
+                &encounter_key,
+                &outcome,
+                &mapped,
+                None,
+                started,
+                context.clone(),
             );
             let sink = self.sink.clone();
             tokio::spawn(async move {
@@ -476,7 +542,8 @@ impl CdsService {
                         let held = if self.gate.cards_suppressed(&svc.id) {
                             Some(("suppressed_by_monitor", CdsNoScore::NoCard))
                         } else {
-                            self.held_back(&mut tx, &svc.id, &patient_key, ind, now, &settings).await?
+                            self.held_back(&mut tx, &svc.id, &patient_key, ind, now, &settings)
+                                .await?
                         };
                         match held {
                             None => {
@@ -485,7 +552,13 @@ impl CdsService {
                                 decision = Some(ind.as_str().into());
                             }
                             Some((why, CdsNoScore::InfoCard)) => {
-                                cards.push(card::risk_card(&ctx, s, thresholds, Indicator::Info, &uuid));
+                                cards.push(card::risk_card(
+                                    &ctx,
+                                    s,
+                                    thresholds,
+                                    Indicator::Info,
+                                    &uuid,
+                                ));
                                 card_rows.push(row(&uuid, "info", Indicator::Info));
                                 decision = Some(format!("{}:{why}", ind.as_str()));
                             }
@@ -513,8 +586,18 @@ impl CdsService {
         }
         context["cards"] = json!(card_rows.iter().map(|c| c.uuid.clone()).collect::<Vec<_>>());
         let rec = self.record_of(
-            &svc, prod, false, &request_id, now, &patient_key, &encounter_key,
-            &outcome, &mapped, decision, started, context,
+            &svc,
+            prod,
+            false,
+            &request_id,
+            now,
+            &patient_key,
+            &encounter_key,
+            &outcome,
+            &mapped,
+            decision,
+            started,
+            context,
         );
         self.sink.record(vec![rec]).await?;
         Ok(CdsAnswer::Cards(json!({ "cards": cards })))
@@ -570,13 +653,21 @@ impl CdsService {
             context["unavailable"] = json!(detail);
         }
         let (features, score, fallback_reason) = match outcome {
-            Outcome::Scored(s) => (record::features(&s.assembled.features, mapped), Some(s.score), None),
+            Outcome::Scored(s) => (
+                record::features(&s.assembled.features, mapped),
+                Some(s.score),
+                None,
+            ),
             Outcome::Fallback(f) => (
                 record::features(&f.outcomes, mapped),
                 None,
                 Some(f.reason.as_str().to_string()),
             ),
-            Outcome::Unavailable { reason, .. } => (record::unmapped(&svc.contract, mapped), None, Some(reason.to_string())),
+            Outcome::Unavailable { reason, .. } => (
+                record::unmapped(&svc.contract, mapped),
+                None,
+                Some(reason.to_string()),
+            ),
         };
         CdsPrediction {
             seq: None,
@@ -584,7 +675,11 @@ impl CdsService {
             recorded_at: now,
             model: svc.id.clone(),
             release: release.release.id.clone(),
-            mode: if shadow { PredictionMode::Shadow } else { PredictionMode::Active },
+            mode: if shadow {
+                PredictionMode::Shadow
+            } else {
+                PredictionMode::Active
+            },
             channel: "cds".into(),
             patient_key: patient_key.clone(),
             encounter_key: encounter_key.clone(),
@@ -598,9 +693,17 @@ impl CdsService {
     }
 
     /// `POST /cds-services/{id}/feedback`: recorded and linked to the card and prediction.
-    pub async fn feedback(&self, id: &str, authorization: Option<&str>, body: &[u8]) -> Result<usize> {
+    pub async fn feedback(
+        &self,
+        id: &str,
+        authorization: Option<&str>,
+        body: &[u8],
+    ) -> Result<usize> {
         let caller = self
-            .authenticate(authorization, &self.audience(&format!("/cds-services/{id}/feedback")))
+            .authenticate(
+                authorization,
+                &self.audience(&format!("/cds-services/{id}/feedback")),
+            )
             .await?;
         let svc = self.service(id)?;
         let items = vigil_cds::request::parse_feedback(body).map_err(bad_request)?;
@@ -685,7 +788,9 @@ fn fallback_text(outcome: &Outcome, mapped: &fhir::Mapped) -> (String, Vec<Strin
                 vigil_inference::contract::FallbackReason::ProhibitedInput => {
                     "The request carried an input the model must never use."
                 }
-                vigil_inference::contract::FallbackReason::ModelError => "The model failed to compute a risk.",
+                vigil_inference::contract::FallbackReason::ModelError => {
+                    "The model failed to compute a risk."
+                }
             };
             let mut feats = f.features.clone();
             for name in &mut feats {
@@ -699,7 +804,9 @@ fn fallback_text(outcome: &Outcome, mapped: &fhir::Mapped) -> (String, Vec<Strin
         }
         Outcome::Unavailable { reason, .. } => (
             match *reason {
-                "fhir_timeout" => "The patient's data could not be fetched from the EHR in time.".to_string(),
+                "fhir_timeout" => {
+                    "The patient's data could not be fetched from the EHR in time.".to_string()
+                }
                 _ => "The patient's data could not be fetched from the EHR.".to_string(),
             },
             vec![],
@@ -735,10 +842,18 @@ pub struct FeedbackSummary {
 impl Vigil {
     /// Acceptance and override rates and the reasons, by `day`, `week` (ISO, from Monday) or
     /// `month`.
-    pub async fn feedback_summary(&self, model: &str, by: &str, since: Option<Timestamp>) -> Result<FeedbackSummary> {
+    pub async fn feedback_summary(
+        &self,
+        model: &str,
+        by: &str,
+        since: Option<Timestamp>,
+    ) -> Result<FeedbackSummary> {
         let model = self.get_model(model).await?.name.to_string();
         if !["day", "week", "month"].contains(&by) {
-            return Err(Error::invalid("period_invalid", "the period is day, week or month"));
+            return Err(Error::invalid(
+                "period_invalid",
+                "the period is day, week or month",
+            ));
         }
         let rows = self.store.list_cds_feedback(&model, since).await?;
         let key = |t: Timestamp| {

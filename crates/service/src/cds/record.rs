@@ -62,7 +62,9 @@ fn status_of(o: &FeatureOutcome, mapped: &Mapped) -> (String, Option<String>) {
         FeatureStatus::Stale => "stale",
     };
     let reason = match (o.status, m) {
-        (FeatureStatus::Missing | FeatureStatus::Filled, Some(m)) if m.reason.is_some() => m.reason.clone(),
+        (FeatureStatus::Missing | FeatureStatus::Filled, Some(m)) if m.reason.is_some() => {
+            m.reason.clone()
+        }
         _ => o.reason.clone(),
     };
     (s.to_string(), reason)
@@ -96,7 +98,12 @@ pub(crate) fn unmapped(contract: &FeatureContract, mapped: &Mapped) -> Vec<CdsFe
             CdsFeature {
                 name: f.name.clone(),
                 value: None,
-                status: if input.is_some() { "not_scored" } else { "missing" }.to_string(),
+                status: if input.is_some() {
+                    "not_scored"
+                } else {
+                    "missing"
+                }
+                .to_string(),
                 reason: m.and_then(|m| m.reason.clone()),
                 source: input.and_then(|i| i.source.clone()),
                 observed_at: input.and_then(|i| i.observed_at),

@@ -20,7 +20,12 @@ pub enum CdsClientCmd {
         #[arg(long)]
         iss: String,
         /// A JWK Set with the client's public keys (EC P-384/P-256 or RSA)
-        #[arg(long, value_name = "FILE", conflicts_with = "jku", required_unless_present = "jku")]
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "jku",
+            required_unless_present = "jku"
+        )]
         jwks: Option<PathBuf>,
         /// The URL the client publishes its JWK Set at; tokens may name only this jku
         #[arg(long, value_name = "URL")]
@@ -75,7 +80,11 @@ pub async fn client(cfg: &Config, out: &Out, cmd: CdsClientCmd) -> Result<ExitCo
             let c = vigil.add_cds_client(&cfg.user, &iss, keys).await?;
             out.emit(&c, || match &c.jku {
                 Some(u) => format!("Registered CDS client {} (keys from {u})", c.iss),
-                None => format!("Registered CDS client {} (keys {})", c.iss, c.kids.join(", ")),
+                None => format!(
+                    "Registered CDS client {} (keys {})",
+                    c.iss,
+                    c.kids.join(", ")
+                ),
             })?;
         }
         CdsClientCmd::List { all } => {
@@ -114,8 +123,12 @@ pub async fn client(cfg: &Config, out: &Out, cmd: CdsClientCmd) -> Result<ExitCo
                 Some(s) => format!("{base}/cds-services/{s}"),
                 None => format!("{base}/cds-services"),
             };
-            let token = vigil.mint_cds_token(&cfg.user, &iss, &aud, register).await?;
-            out.emit(&serde_json::json!({"token": token, "aud": aud}), || token.clone())?;
+            let token = vigil
+                .mint_cds_token(&cfg.user, &iss, &aud, register)
+                .await?;
+            out.emit(&serde_json::json!({"token": token, "aud": aud}), || {
+                token.clone()
+            })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -151,9 +164,21 @@ pub async fn feedback(cfg: &Config, out: &Out, cmd: FeedbackCmd) -> Result<ExitC
                     rows.clear();
                 }
                 let mut t = format!("Feedback on {} cards, by {}\n", s.model, s.by);
-                t += &table(&["PERIOD", "FEEDBACK", "ACCEPTED", "OVERRIDDEN", "OVERRIDE REASONS"], &rows);
+                t += &table(
+                    &[
+                        "PERIOD",
+                        "FEEDBACK",
+                        "ACCEPTED",
+                        "OVERRIDDEN",
+                        "OVERRIDE REASONS",
+                    ],
+                    &rows,
+                );
                 if s.unlinked > 0 {
-                    t += &format!("\n{} entries name a card this service did not show", s.unlinked);
+                    t += &format!(
+                        "\n{} entries name a card this service did not show",
+                        s.unlinked
+                    );
                 }
                 t
             })?;

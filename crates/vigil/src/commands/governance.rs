@@ -442,7 +442,9 @@ pub async fn serve(cfg: &Config, addr: String) -> Result<ExitCode> {
         vigil_service::cds::CdsService::new(
             vigil.clone(),
             vigil_service::cds::CdsConfig::new(
-                configured.clone().unwrap_or_else(|| format!("http://{addr}")),
+                configured
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}")),
             ),
         )
         .await
@@ -455,7 +457,10 @@ pub async fn serve(cfg: &Config, addr: String) -> Result<ExitCode> {
             on_bound_cds.set_public_url(&format!("http://{bound}"));
         }
         println!("vigil listening on http://{bound}/api/v1");
-        println!("CDS Hooks discovery at {}/cds-services", on_bound_cds.public_url());
+        println!(
+            "CDS Hooks discovery at {}/cds-services",
+            on_bound_cds.public_url()
+        );
         let _ = std::io::stdout().flush();
     })
     .await
