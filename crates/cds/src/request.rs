@@ -534,7 +534,8 @@ mod tests {
     #[test]
     fn the_specification_rules_are_enforced() {
         let base: Value = serde_json::from_slice(&data("v3ballot__02_example.json")).unwrap();
-        let cases: [(fn(&mut Value), &str, &str); 7] = [
+        type Edit = fn(&mut Value);
+        let cases: [(Edit, &str, &str); 7] = [
             (
                 |v| {
                     v.as_object_mut().unwrap().remove("hookInstance");

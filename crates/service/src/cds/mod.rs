@@ -674,7 +674,7 @@ impl CdsService {
             request_id: request_id.to_string(),
             recorded_at: now,
             model: svc.id.clone(),
-            release: release.release.id.clone(),
+            release: release.release.id,
             mode: if shadow {
                 PredictionMode::Shadow
             } else {
