@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::{ModelName, UserName};
-use crate::time::Timestamp;
+use crate::time::{Duration, Timestamp};
 
 /// How much harm a wrong output could do; higher tiers demand more evidence (gate policy).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -81,6 +81,53 @@ pub struct IntendedUse {
     /// Reasons a clinician may give for overriding the card.
     #[serde(default)]
     pub override_reasons: Vec<String>,
+    /// How the CDS Hooks service presents this model (`[cds]`); defaults apply when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cds: Option<CdsSettings>,
+}
+
+/// What the EHR is shown when no score can be computed, or when alerts are held back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CdsNoScore {
+    /// An info card saying the risk could not be computed and why.
+    #[default]
+    InfoCard,
+    /// No card at all.
+    NoCard,
+}
+
+/// A link shown on every card.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardLink {
+    pub label: String,
+    pub url: String,
+}
+
+/// Alert-fatigue controls and card presentation for the CDS Hooks service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CdsSettings {
+    /// When the model abstains, errors or times out.
+    #[serde(default)]
+    pub on_fallback: CdsNoScore,
+    /// The same patient is not alerted again within this window unless the risk reaches a
+    /// higher indicator.
+    pub suppression_window: Option<Duration>,
+    /// At most this many alert cards per service per day (UTC).
+    pub daily_alert_budget: Option<u32>,
+    /// What happens to an alert past the daily budget: `no_card` (held back, recorded) or
+    /// `info_card` (shown as info without the alert indicator).
+    #[serde(default = "no_card")]
+    pub over_budget: CdsNoScore,
+    /// Links shown on every card (guidelines, the local escalation policy).
+    #[serde(default)]
+    pub links: Vec<CardLink>,
+}
+
+fn no_card() -> CdsNoScore {
+    CdsNoScore::NoCard
 }
 
 impl IntendedUse {
@@ -110,6 +157,22 @@ impl IntendedUse {
                 "intended use: cds_hook `{h}` is not a known hook ({})",
                 KNOWN_HOOKS.join(", ")
             )));
+        }
+        if let Some(c) = &u.cds {
+            if c.suppression_window.is_some_and(|w| w.as_micros() <= 0) {
+                return Err(Error::invalid(
+                    "intended use: cds.suppression_window must be positive",
+                ));
+            }
+            if let Some(l) = c.links.iter().find(|l| {
+                l.label.trim().is_empty()
+                    || !(l.url.starts_with("https://") || l.url.starts_with("http://"))
+            }) {
+                return Err(Error::invalid(format!(
+                    "intended use: cds link `{}` needs a label and an http(s) URL",
+                    l.label
+                )));
+            }
         }
         Ok(u)
     }

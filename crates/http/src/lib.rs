@@ -5,6 +5,7 @@
 //!
 //! Only this crate knows HTTP: status codes, headers and the JSON shapes of the public API.
 
+pub mod cds;
 mod error;
 mod handlers;
 pub mod openapi;
@@ -20,6 +21,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use tower_http::catch_panic::CatchPanicLayer;
 use vigil_service::Vigil;
+use vigil_service::cds::CdsService;
 use vigil_service::serving::{Serving, ServingOptions};
 
 pub use error::{ApiError, status_for};
@@ -67,21 +69,28 @@ pub fn panic_layer() -> PanicLayer {
 /// The API as a router, ready for `axum::serve` or in-process tests. Starts the serving
 /// runtime's recorder and stage watcher on the current tokio runtime.
 pub fn router(vigil: Vigil) -> Router {
-    let serving = Serving::start(vigil.clone(), ServingOptions::default());
-    router_with(AppState { vigil, serving })
+    router_with_cds(vigil, None)
 }
 
-/// The router over an already started serving runtime.
-pub fn router_with(state: AppState) -> Router {
+/// The API and, when given, the CDS Hooks service beside it, over a serving runtime
+/// started with the default options.
+pub fn router_with_cds(vigil: Vigil, cds: Option<Arc<CdsService>>) -> Router {
+    let serving = Serving::start(vigil.clone(), ServingOptions::default());
+    router_with(AppState { vigil, serving }, cds)
+}
+
+/// The router over an already started serving runtime, with the CDS Hooks service mounted
+/// at `/cds-services` when given.
+pub fn router_with(state: AppState, cds: Option<Arc<CdsService>>) -> Router {
     let state = Arc::new(state);
-    routes::api()
-        .fallback(handlers::not_found)
+    let api = routes::api().with_state(state.clone());
+    let app = match cds {
+        Some(c) => api.merge(cds::routes(c)),
+        None => api,
+    };
+    app.fallback(handlers::not_found)
         .layer(panic_layer())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            with_request_id,
-        ))
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(state, with_request_id))
 }
 
 /// Serves the API on `addr` until SIGTERM or Ctrl-C, finishing requests in flight. The
@@ -90,6 +99,7 @@ pub fn router_with(state: AppState) -> Router {
 pub async fn serve(
     vigil: Vigil,
     opts: ServingOptions,
+    cds: Option<Arc<CdsService>>,
     addr: SocketAddr,
     on_bound: impl FnOnce(SocketAddr),
 ) -> std::io::Result<()> {
@@ -100,7 +110,19 @@ pub async fn serve(
         .map_err(|e| std::io::Error::other(format!("loading the deployed releases: {e}")))?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     on_bound(listener.local_addr()?);
-    axum::serve(listener, router_with(AppState { vigil, serving }))
+    if let Some(c) = cds.clone() {
+        // The CDS Hooks catalog of models is reloaded every few seconds, so promotions and
+        // rollbacks take effect there without a restart.
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                if let Err(e) = c.reload().await {
+                    eprintln!("cds: reloading the models failed: {e}");
+                }
+            }
+        });
+    }
+    axum::serve(listener, router_with(AppState { vigil, serving }, cds))
         .with_graceful_shutdown(shutdown_signal())
         .await
 }

@@ -3,6 +3,7 @@
 //! audit writes: every state change commits its audit event in the same transaction.
 
 mod audit;
+pub mod cds;
 mod clock;
 mod columns;
 pub mod data_checks;

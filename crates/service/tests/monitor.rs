@@ -129,6 +129,7 @@ async fn world(db: TestDb, n: usize) -> World {
                     hyperparameters: None,
                     thresholds: vec![0.15 + 0.01 * i as f64],
                     changelog: Some(format!("release {i}")),
+                    reference_predictions: None,
                 },
             )
             .await

@@ -11,6 +11,7 @@
 //! this process or another.
 
 mod audit;
+mod cds;
 mod data_checks;
 mod evaluation;
 mod governance;
@@ -32,6 +33,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use vigil_domain::Digest;
 
 pub use audit::{AuditFilter, PACKED_FIELD_SEP, PACKED_RECORD_SEP};
+pub use cds::{CdsCardRecord, CdsClientRecord, CdsFeedbackRecord};
 pub use data_checks::DataCheckRecord;
 pub use governance::{PolicyRecord, ReviewSample, RollbackDrill, UserRecord};
 pub use migrate::{MIGRATIONS, SchemaStatus};

@@ -52,6 +52,12 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0005_predictions.sql"),
     },
     Migration {
+        version: 6,
+        name: "cds",
+        sqlite: include_str!("../migrations/sqlite/0006_cds.sql"),
+        postgres: include_str!("../migrations/postgres/0006_cds.sql"),
+    },
+    Migration {
         version: 7,
         name: "monitoring",
         sqlite: include_str!("../migrations/sqlite/0007_monitoring.sql"),

@@ -38,6 +38,10 @@ pub struct Global {
     /// Machine-readable JSON output
     #[arg(long, global = true)]
     pub json: bool,
+    /// The public base URL EHRs call this Vigil at: the `aud` of CDS Hooks tokens and the
+    /// root of card links [default: http://ADDR of `serve`]
+    #[arg(long, global = true, env = "VIGIL_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -124,6 +128,12 @@ pub enum Command {
     /// Structured clinical review of sampled cases
     #[command(subcommand)]
     Review(ReviewCmd),
+    /// CDS Hooks clients (EHRs): register their keys, list, remove, mint a test token
+    #[command(subcommand, name = "cds-client")]
+    CdsClient(crate::commands::cds::CdsClientCmd),
+    /// Clinician feedback on CDS cards
+    #[command(subcommand)]
+    Feedback(crate::commands::cds::FeedbackCmd),
     /// Outcomes (labels) joined to prediction records
     #[command(subcommand)]
     Outcomes(crate::commands::monitor::OutcomesCmd),

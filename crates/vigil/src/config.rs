@@ -16,6 +16,8 @@ use crate::cli::Global;
 pub struct FileConfig {
     /// A PostgreSQL URL; without it the home's SQLite file is the store.
     pub database_url: Option<String>,
+    /// The public base URL EHRs call this Vigil at (CDS Hooks `aud` and card links).
+    pub public_url: Option<String>,
 }
 
 pub const CONFIG_FILE: &str = "vigil.toml";
@@ -25,6 +27,7 @@ pub const CONFIG_FILE: &str = "vigil.toml";
 pub struct Config {
     pub location: Location,
     pub user: UserName,
+    pub public_url: Option<String>,
 }
 
 pub fn default_home() -> PathBuf {
@@ -68,9 +71,16 @@ impl Config {
                 "--database-url must be a postgres:// URL (the default store is the home's SQLite file)"
             );
         }
+        let public_url = g.public_url.clone().or(file.public_url);
+        if let Some(u) = &public_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            bail!("--public-url must be an http(s) URL such as https://vigil.example.org");
+        }
         Ok(Config {
             location: Location { home, database_url },
             user: user_name(g.user.as_deref())?,
+            public_url: public_url.map(|u| u.trim_end_matches('/').to_string()),
         })
     }
 }

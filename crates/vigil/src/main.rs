@@ -102,6 +102,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Command::Score(a) => commands::score::score(&cfg, &out, a).await,
                 Command::Predictions(c) => commands::predictions::predictions(&cfg, &out, c).await,
                 Command::Review(c) => commands::governance::review(&cfg, &out, c).await,
+                Command::CdsClient(c) => commands::cds::client(&cfg, &out, c).await,
+                Command::Feedback(c) => commands::cds::feedback(&cfg, &out, c).await,
                 Command::Outcomes(c) => commands::monitor::outcomes(&cfg, &out, c).await,
                 Command::Monitor(c) => commands::monitor::monitor(&cfg, &out, c).await,
                 Command::Incident(c) => commands::monitor::incident(&cfg, &out, c).await,

@@ -481,9 +481,30 @@ pub async fn serve(cfg: &Config, a: crate::cli::ServeArgs) -> Result<ExitCode> {
             }
         });
     }
-    vigil_http::serve(vigil, opts, addr, |bound| {
+    let configured = cfg.public_url.clone();
+    let cds = std::sync::Arc::new(
+        vigil_service::cds::CdsService::new(
+            vigil.clone(),
+            vigil_service::cds::CdsConfig::new(
+                configured
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}")),
+            ),
+        )
+        .await
+        .context("loading the CDS Hooks services")?,
+    );
+    let on_bound_cds = cds.clone();
+    vigil_http::serve(vigil, opts, Some(cds), addr, move |bound| {
         use std::io::Write;
+        if configured.is_none() {
+            on_bound_cds.set_public_url(&format!("http://{bound}"));
+        }
         println!("vigil listening on http://{bound}/api/v1");
+        println!(
+            "CDS Hooks discovery at {}/cds-services",
+            on_bound_cds.public_url()
+        );
         let _ = std::io::stdout().flush();
     })
     .await

@@ -1,5 +1,6 @@
 //! What each command does: read the user's files, call the service, print the result.
 
+pub mod cds;
 pub mod evaluate;
 pub mod export;
 pub mod governance;

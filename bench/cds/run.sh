@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# CDS Hooks service calls on loopback: patient-view with a 30-Observation prefetch, posted at a
+# fixed rate by a load generator (open loop; latency from each call's scheduled time), against
+# `vigil serve` on the embedded SQLite store. Every answered call must be a durable prediction
+# record: the script counts them afterwards.
+# Usage: bench/cds/run.sh [RATE] [SECONDS]   (default 1000 calls/s for 10 s)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rate=${1:-1000}
+secs=${2:-10}
+data=${VIGIL_SHARED_DATA:-$(pwd)/../shared/data}
+cargo build --release -q -p vigil-http --example bench_cds -p vigil
+bin=${CARGO_TARGET_DIR:-target}/release
+home=$(mktemp -d)
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$home"' EXIT
+"$bin/examples/bench_cds" setup "$home" "$data"
+port=$((20000 + RANDOM % 20000))
+"$bin/vigil" --home "$home" --public-url "http://127.0.0.1:$port" serve --addr "127.0.0.1:$port" >/dev/null &
+server=$!
+for _ in $(seq 50); do curl -s "http://127.0.0.1:$port/api/v1/openapi.json" >/dev/null && break; sleep 0.1; done
+"$bin/examples/bench_cds" load "http://127.0.0.1:$port" "$data" "$rate" "$secs"
+kill "$server"; wait "$server" 2>/dev/null || true
+echo "prediction records on channel cds: $("$bin/vigil" --home "$home" predictions list --model deterioration-risk --json 2>/dev/null | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r.get("channel")=="cds"))' || echo "(vigil predictions list not available)")"

@@ -1,0 +1,347 @@
+//! Load generator for `bench/cds/run.sh`: `setup HOME DATA` makes a home with the example
+//! model in production and the specification's client key registered; `load URL DATA RATE
+//! SECS` posts patient-view calls with a 30-observation prefetch at a fixed rate (open loop,
+//! latency measured from each call's scheduled time) and prints throughput and percentiles.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use serde_json::{Value, json};
+use vigil_cds::jwt::{Es384Signer, Jwk};
+use vigil_domain::governance::Decision;
+use vigil_domain::policy::{DataCheckSummary, EvaluationSummary, SubgroupMetrics};
+use vigil_domain::role::Role;
+use vigil_domain::{Digest, ReleaseId, Stage, Timestamp, UserName};
+use vigil_service::cds::ClientKeys;
+use vigil_service::governance::{BoxFuture, EvidenceSource};
+use vigil_service::{
+    CreateModel, Location, RegisterDataset, RegisterRelease, Result, SystemClock, Vigil,
+};
+
+const ISS: &str = "https://fhir-ehr.example.com/";
+const MODEL: &str = "deterioration-risk";
+const SYNTHEA: &str =
+    "fhir/synthea/covid_juvenile_Denisha680_Keeling57_6a93e0ad-9bd0-6d85-34a7-015186f7880a.json";
+
+#[derive(Default)]
+struct Recorded;
+
+impl EvidenceSource for Recorded {
+    fn evaluations<'a>(
+        &'a self,
+        r: &'a ReleaseId,
+    ) -> BoxFuture<'a, Result<Vec<EvaluationSummary>>> {
+        let mut metrics = BTreeMap::new();
+        metrics.insert("auroc".to_string(), 0.82);
+        metrics.insert("auroc.ci_low".to_string(), 0.75);
+        metrics.insert("calibration.slope".to_string(), 1.02);
+        metrics.insert("calibration.ece".to_string(), 0.02);
+        let sub = |g: &str, v: f64| SubgroupMetrics {
+            column: "sex".into(),
+            group: g.into(),
+            n: 500,
+            too_small: false,
+            metrics: [("auroc".to_string(), v)].into_iter().collect(),
+        };
+        let e = EvaluationSummary {
+            id: format!("{}-eval", r.short()),
+            digest: Digest::of(r.to_string().as_bytes()),
+            dataset: None,
+            at: Timestamp::parse("2020-01-01").unwrap(),
+            metrics,
+            subgroups: vec![sub("f", 0.80), sub("m", 0.84)],
+        };
+        Box::pin(async move { Ok(vec![e]) })
+    }
+    fn data_checks<'a>(&'a self, _: &'a ReleaseId) -> BoxFuture<'a, Result<Vec<DataCheckSummary>>> {
+        let c = DataCheckSummary {
+            id: "checks-1".into(),
+            digest: Digest::of(b"checks"),
+            dataset: vigil_domain::SnapshotId::from_digest(Digest::of(b"ds")),
+            at: Timestamp::parse("2020-01-01").unwrap(),
+            blocking_failures: Vec::new(),
+        };
+        Box::pin(async move { Ok(vec![c]) })
+    }
+    fn shadow_predictions<'a>(
+        &'a self,
+        _: &'a ReleaseId,
+        _: Timestamp,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(async { Ok(10_000) })
+    }
+}
+
+fn user(s: &str) -> UserName {
+    UserName::parse(s).unwrap()
+}
+
+static DATA: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn read_json(rel: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(DATA.get().unwrap().join(rel)).unwrap()).unwrap()
+}
+
+/// The vital signs of a Synthea encounter (re-pointed at the spec example's patient 1288992,
+/// aged 94) with creatinine and white cells measured the same morning.
+fn observations() -> Vec<Value> {
+    let b = read_json(SYNTHEA);
+    let mut out: Vec<Value> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].clone())
+        .filter(|r| {
+            r["resourceType"] == "Observation" && r["valueQuantity"].is_object()
+                || r["component"].is_array()
+        })
+        .map(|mut r| {
+            r["subject"] = json!({"reference": "Patient/1288992"});
+            r
+        })
+        .collect();
+    let lab = |id: &str, code: &str, v: f64, unit: &str| {
+        json!({"resourceType": "Observation", "id": id, "status": "final",
+               "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
+               "subject": {"reference": "Patient/1288992"},
+               "effectiveDateTime": "2020-03-03T10:00:00Z",
+               "valueQuantity": {"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}})
+    };
+    out.push(lab("cr-1", "2160-0", 1.1, "mg/dL"));
+    out.push(lab("wbc-1", "6690-2", 9.5, "10*3/uL"));
+    out
+}
+
+async fn setup(home: PathBuf) {
+    let loc = Location {
+        home,
+        database_url: None,
+    };
+    let (vigil, _) = Vigil::init(&loc, Arc::new(SystemClock), &user("admin"))
+        .await
+        .unwrap();
+    let vigil = vigil.with_evidence(Arc::new(Recorded));
+    let ds = user("ds");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/deterioration");
+    let data = vigil
+        .register_dataset(
+            &ds,
+            RegisterDataset {
+                path: root.join("train.csv"),
+                name: "train".into(),
+                manifest_toml: None,
+            },
+        )
+        .await
+        .unwrap();
+    vigil
+        .create_model(
+            &ds,
+            CreateModel {
+                name: MODEL.into(),
+                intended_use_toml: std::fs::read_to_string(root.join("intended-use.toml")).unwrap(),
+                risk_tier: 1,
+                clinical_owner: "Dr Ward".into(),
+                technical_owner: "ML team".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let r = vigil
+        .register_release(
+            &ds,
+            RegisterRelease {
+                model: MODEL.into(),
+                artifact: std::fs::read(root.join("model.onnx")).unwrap(),
+                contract: std::fs::read(root.join("contract.toml")).unwrap(),
+                training_data: data.value.id.to_string(),
+                code_commit: None,
+                environment: None,
+                hyperparameters: None,
+                thresholds: vec![0.3],
+                changelog: None,
+                reference_predictions: None,
+            },
+        )
+        .await
+        .unwrap()
+        .value
+        .id
+        .to_string();
+    vigil
+        .promote(&ds, &r, Stage::Validated, "evaluated")
+        .await
+        .unwrap();
+    vigil
+        .sign_off(
+            &user("rev"),
+            &r,
+            Role::ClinicalReviewer,
+            Decision::Approved,
+            "ok",
+        )
+        .await
+        .unwrap();
+    vigil
+        .promote(&user("gov"), &r, Stage::Approved, "signed off")
+        .await
+        .unwrap();
+    vigil
+        .promote(&user("op"), &r, Stage::Shadow, "shadow")
+        .await
+        .unwrap();
+    vigil
+        .promote(&user("op"), &r, Stage::Production, "live")
+        .await
+        .unwrap();
+    let jwks = std::fs::read_to_string(
+        DATA.get()
+            .unwrap()
+            .join("cds-hooks/v3ballot__30_json-web-key-set-public-key.json"),
+    )
+    .unwrap();
+    vigil
+        .add_cds_client(&user("op"), ISS, ClientKeys::Jwks(jwks))
+        .await
+        .unwrap();
+}
+
+/// 30 Observations: the encounter's vitals at several times through the day, and labs.
+fn prefetch_bundle(now: Timestamp) -> Value {
+    let base = observations();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while out.len() < 30 {
+        for o in &base {
+            if out.len() >= 30 {
+                break;
+            }
+            let mut o = o.clone();
+            let t = Timestamp::from_unix_seconds(now.as_unix_seconds() - 600 * (i + 1));
+            o["id"] = json!(format!("obs-{}", out.len()));
+            o["effectiveDateTime"] = json!(t.to_string());
+            out.push(o);
+        }
+        i += 1;
+    }
+    json!({"resourceType": "Bundle", "type": "searchset", "entry": out.iter().map(|r| json!({"resource": r})).collect::<Vec<_>>()})
+}
+
+async fn load(url: String, rate: u64, secs: u64) {
+    let jwk: Jwk = serde_json::from_value(read_json(
+        "cds-hooks/v3ballot__31_json-web-key-private-key.json",
+    ))
+    .unwrap();
+    let signer = Es384Signer::from_private_jwk(&jwk).unwrap();
+    let n = (rate * secs) as usize;
+    let now = SystemClock.now_ts();
+    let aud = format!("{url}/cds-services/{MODEL}");
+    let mut req = read_json("cds-hooks/v3ballot__02_example.json");
+    req.as_object_mut().unwrap().remove("fhirServer");
+    req.as_object_mut().unwrap().remove("fhirAuthorization");
+    req["prefetch"]["observations"] = prefetch_bundle(now);
+    for k in [
+        "heart_rate",
+        "resp_rate",
+        "temperature",
+        "spo2",
+        "sbp",
+        "lactate",
+        "creatinine",
+        "wbc",
+    ] {
+        req["prefetch"][k] = json!({"resourceType": "Bundle", "type": "searchset"});
+    }
+    // Tokens are minted before the run: signing is the EHR's cost, not Vigil's.
+    let pid = std::process::id();
+    let bodies: Vec<(String, String)> = (0..n)
+        .map(|i| {
+            let t = signer.sign(
+                &json!({"iss": ISS, "aud": aud, "iat": now.as_unix_seconds(),
+                "exp": now.as_unix_seconds() + 280, "jti": format!("bench-{pid}-{i}")}),
+                None,
+            );
+            req["hookInstance"] = json!(format!("bench-{pid}-{i}"));
+            (t, req.to_string())
+        })
+        .collect();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let start = Instant::now() + StdDuration::from_millis(200);
+    let mut tasks = Vec::with_capacity(n);
+    for (i, (token, body)) in bodies.into_iter().enumerate() {
+        let at = start + StdDuration::from_nanos(i as u64 * 1_000_000_000 / rate);
+        let client = client.clone();
+        let aud = aud.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(at.into()).await;
+            let r = client
+                .post(&aud)
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            let ok = match r {
+                Ok(r) => r.status().as_u16() == 200 && r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            (at.elapsed(), ok)
+        }));
+    }
+    let mut lat = Vec::with_capacity(n);
+    let mut ok = 0usize;
+    for t in tasks {
+        let (d, good) = t.await.unwrap();
+        lat.push(d);
+        ok += usize::from(good);
+    }
+    let wall = start.elapsed();
+    lat.sort();
+    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
+    println!(
+        "calls {n} at {rate}/s: ok {ok}, throughput {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ok as f64 / wall.as_secs_f64(),
+        p(0.50),
+        p(0.99),
+        p(1.0)
+    );
+}
+
+trait NowTs {
+    fn now_ts(&self) -> Timestamp;
+}
+
+impl NowTs for SystemClock {
+    fn now_ts(&self) -> Timestamp {
+        use vigil_service::Clock;
+        self.now()
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("setup") => {
+            DATA.set(PathBuf::from(&args[3])).unwrap();
+            setup(PathBuf::from(&args[2])).await;
+        }
+        Some("load") => {
+            DATA.set(PathBuf::from(&args[3])).unwrap();
+            load(
+                args[2].clone(),
+                args[4].parse().unwrap(),
+                args[5].parse().unwrap(),
+            )
+            .await;
+        }
+        _ => eprintln!("usage: bench_cds setup HOME DATA | load URL DATA RATE SECS"),
+    }
+}

@@ -1,0 +1,416 @@
+//! CDS clients (EHRs): registering their keys, authenticating their calls, and minting a
+//! token with a locally kept key for trying the service out.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+use vigil_cds::jwt::{self, AuthError, Es384Signer, Jwks, KeySource};
+use vigil_domain::role::Role;
+use vigil_domain::{Digest, Timestamp, UserName};
+use vigil_store::CdsClientRecord;
+
+use super::CdsService;
+use crate::{Error, ErrorKind, Result, Vigil, audit_event};
+
+/// How long keys read from a `jku` URL are trusted before being read again.
+const JKU_CACHE: Duration = Duration::from_secs(300);
+
+/// A registered client, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct CdsClient {
+    pub iss: String,
+    pub jku: Option<String>,
+    /// The `kid`s of a registered key set.
+    pub kids: Vec<String>,
+    pub added_by: String,
+    pub added_at: Timestamp,
+    pub removed_at: Option<Timestamp>,
+}
+
+/// Where a new client's keys are.
+#[derive(Debug, Clone)]
+pub enum ClientKeys {
+    /// A JWK Set (the file's text).
+    Jwks(String),
+    /// The URL of the client's key set.
+    Jku(String),
+}
+
+fn check_iss(iss: &str) -> Result<()> {
+    if iss.is_empty() || iss.len() > 512 || iss.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "cds_iss_invalid",
+            "the issuer must be a non-empty string of at most 512 characters",
+        ));
+    }
+    Ok(())
+}
+
+fn to_client(r: CdsClientRecord) -> CdsClient {
+    let kids = r
+        .jwks
+        .as_deref()
+        .and_then(|j| Jwks::parse(j).ok())
+        .map(|s| s.keys.into_iter().filter_map(|k| k.kid).collect())
+        .unwrap_or_default();
+    CdsClient {
+        iss: r.iss,
+        jku: r.jku,
+        kids,
+        added_by: r.added_by,
+        added_at: r.added_at,
+        removed_at: r.removed_at,
+    }
+}
+
+impl Vigil {
+    /// Registers a CDS client by its issuer, with its key set or the URL of it (operator or
+    /// governance).
+    pub async fn add_cds_client(
+        &self,
+        actor: &UserName,
+        iss: &str,
+        keys: ClientKeys,
+    ) -> Result<CdsClient> {
+        check_iss(iss)?;
+        let subject = format!("cds_client:{iss}");
+        self.authorize(
+            actor,
+            &[Role::Operator, Role::Governance],
+            "cds_client",
+            &subject,
+        )
+        .await?;
+        let (jwks, jku) = match keys {
+            ClientKeys::Jwks(text) => {
+                let set = Jwks::parse(&text).map_err(|e| Error::invalid(e.code, e.message))?;
+                (
+                    Some(serde_json::to_string(&set).map_err(|e| Error::internal(e.to_string()))?),
+                    None,
+                )
+            }
+            ClientKeys::Jku(url) => {
+                if !url.starts_with("https://") && !url.starts_with("http://") {
+                    return Err(Error::invalid(
+                        "cds_jku_invalid",
+                        "the jku must be an http(s) URL",
+                    ));
+                }
+                (None, Some(url))
+            }
+        };
+        let rec = CdsClientRecord {
+            iss: iss.to_string(),
+            jwks,
+            jku,
+            added_by: actor.to_string(),
+            added_at: self.clock.now(),
+            removed_by: None,
+            removed_at: None,
+        };
+        let client = to_client(rec.clone());
+        let mut tx = self.store.begin().await?;
+        tx.upsert_cds_client(&rec).await?;
+        let ev = audit_event(
+            actor,
+            "cds_client.added",
+            &subject,
+            json!({"iss": iss, "jku": client.jku, "kids": client.kids}),
+        )?;
+        tx.append_audit(rec.added_at, &ev).await?;
+        tx.commit().await?;
+        Ok(client)
+    }
+
+    /// Removes a client: its tokens are refused from now on.
+    pub async fn remove_cds_client(&self, actor: &UserName, iss: &str) -> Result<()> {
+        let subject = format!("cds_client:{iss}");
+        self.authorize(
+            actor,
+            &[Role::Operator, Role::Governance],
+            "cds_client",
+            &subject,
+        )
+        .await?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await?;
+        if !tx.remove_cds_client(iss, actor.as_str(), now).await? {
+            return Err(Error::not_found(
+                "cds_client_not_found",
+                format!("no registered CDS client has the issuer `{iss}`"),
+            ));
+        }
+        let ev = audit_event(actor, "cds_client.removed", &subject, json!({"iss": iss}))?;
+        tx.append_audit(now, &ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_cds_clients(&self, include_removed: bool) -> Result<Vec<CdsClient>> {
+        Ok(self
+            .store
+            .list_cds_clients(include_removed)
+            .await?
+            .into_iter()
+            .map(to_client)
+            .collect())
+    }
+
+    fn local_key_path(&self, iss: &str) -> PathBuf {
+        let h = Digest::of(iss.as_bytes()).to_hex();
+        self.home
+            .join("secrets")
+            .join(format!("cds-client-{}.key", &h[..16]))
+    }
+
+    /// The locally kept ES384 key for `iss`, created on first use (mode 0600).
+    pub fn local_cds_signer(&self, iss: &str) -> Result<Es384Signer> {
+        let path = self.local_key_path(iss);
+        let kid = |s: &[u8]| {
+            let signer = Es384Signer::from_secret(s, "")?;
+            let x = signer.public_jwk().x.unwrap_or_default();
+            Es384Signer::from_secret(
+                s,
+                format!("vigil-local-{}", &Digest::of(x.as_bytes()).to_hex()[..12]),
+            )
+        };
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let bytes = hex_decode(text.trim())
+                .ok_or_else(|| Error::internal(format!("{} is not a key file", path.display())))?;
+            return kid(&bytes).map_err(|e| Error::internal(e.message));
+        }
+        let dir = path.parent().map(PathBuf::from).unwrap_or_default();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
+        loop {
+            let mut secret = [0u8; 48];
+            getrandom::fill(&mut secret).map_err(|e| {
+                Error::internal(format!("the operating system's random source failed: {e}"))
+            })?;
+            // A random 384-bit string is a valid scalar except with negligible probability.
+            let Ok(signer) = kid(&secret) else { continue };
+            let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            write_private(&path, &hex)?;
+            return Ok(signer);
+        }
+    }
+
+    /// Mints a token for `iss` and `audience` with the local key; with `register`, the key is
+    /// first registered for the issuer (replacing its keys).
+    pub async fn mint_cds_token(
+        &self,
+        actor: &UserName,
+        iss: &str,
+        audience: &str,
+        register: bool,
+    ) -> Result<String> {
+        check_iss(iss)?;
+        let signer = self.local_cds_signer(iss)?;
+        if register {
+            let set = Jwks {
+                keys: vec![signer.public_jwk()],
+            };
+            let text = serde_json::to_string(&set).map_err(|e| Error::internal(e.to_string()))?;
+            self.add_cds_client(actor, iss, ClientKeys::Jwks(text))
+                .await?;
+        }
+        let now = self.clock.now().as_unix_seconds();
+        let claims = json!({
+            "iss": iss, "aud": audience, "iat": now, "exp": now + 300,
+            "jti": super::new_uuid()?,
+        });
+        Ok(signer.sign(&claims, None))
+    }
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .map_err(|e| Error::internal(format!("cannot create {}: {e}", path.display())))?;
+    f.write_all(text.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::internal(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Key sets read from `jku` URLs, by URL.
+#[derive(Default)]
+pub(crate) struct JkuCache(Mutex<HashMap<String, (Instant, Jwks)>>);
+
+/// A verified caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub iss: String,
+    pub jti: String,
+    pub sub: Option<String>,
+}
+
+fn unauth(e: AuthError) -> Error {
+    Error::new(ErrorKind::Unauthenticated, e.code, e.message)
+}
+
+impl CdsService {
+    /// Verifies the bearer token of a call to `audience`; refusals are audited (`cds.auth_refused`)
+    /// and come back as 401 with the reason code.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        audience: &str,
+    ) -> Result<Caller> {
+        match self.verify_token(authorization, audience).await {
+            Ok(c) => Ok(c),
+            Err((e, iss)) => {
+                let actor = cds_actor();
+                let ev = audit_event(
+                    &actor,
+                    "cds.auth_refused",
+                    format!("cds:{audience}"),
+                    json!({"code": e.code, "iss": iss, "audience": audience}),
+                )?;
+                let mut tx = self.vigil.store.begin().await?;
+                tx.append_audit(self.vigil.clock.now(), &ev).await?;
+                tx.commit().await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn verify_token(
+        &self,
+        authorization: Option<&str>,
+        audience: &str,
+    ) -> std::result::Result<Caller, (Error, Option<String>)> {
+        let Some(h) = authorization else {
+            return Err((
+                unauth(AuthError::new(
+                    "token_missing",
+                    "the call carries no bearer token",
+                )),
+                None,
+            ));
+        };
+        let token = h
+            .strip_prefix("Bearer ")
+            .or_else(|| h.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                (
+                    unauth(AuthError::new(
+                        "token_missing",
+                        "the Authorization header is not a Bearer token",
+                    )),
+                    None,
+                )
+            })?;
+        let u = jwt::decode(token).map_err(|e| (unauth(e), None))?;
+        let iss: Option<String> = u.issuer().map(|s| s.chars().take(200).collect());
+        let fail = |e: AuthError| (unauth(e), iss.clone());
+        let Some(claimed) = u.issuer() else {
+            return Err(fail(AuthError::new(
+                "claim_missing",
+                "the token has no iss",
+            )));
+        };
+        let client = self
+            .vigil
+            .store
+            .cds_client(claimed)
+            .await
+            .map_err(|e| (Error::from(e), iss.clone()))?
+            .ok_or_else(|| {
+                fail(AuthError::new(
+                    "unknown_iss",
+                    "the token's issuer is not a registered CDS client",
+                ))
+            })?;
+        let now = self.vigil.clock.now();
+        let expect = jwt::Expect {
+            audience,
+            now: now.as_unix_seconds(),
+            leeway_secs: self.config.leeway_secs,
+        };
+        let verified = match (&client.jwks, &client.jku) {
+            (Some(text), _) => {
+                let set = Jwks::parse(text).map_err(&fail)?;
+                jwt::verify(&u, KeySource::Static(&set), expect).map_err(&fail)?
+            }
+            (None, Some(url)) => {
+                let set = self.jku_keys(url).await.map_err(&fail)?;
+                jwt::verify(&u, KeySource::Jku { url, keys: &set }, expect).map_err(&fail)?
+            }
+            (None, None) => {
+                return Err(fail(AuthError::new(
+                    "unknown_iss",
+                    "the client has no keys",
+                )));
+            }
+        };
+        let fresh = self
+            .vigil
+            .store
+            .cds_remember_jti(
+                &verified.iss,
+                &verified.jti,
+                Timestamp::from_unix_seconds(verified.exp + self.config.leeway_secs),
+                now,
+            )
+            .await
+            .map_err(|e| (Error::from(e), iss.clone()))?;
+        if !fresh {
+            return Err(fail(AuthError::new(
+                "jti_replayed",
+                "this token has been used before",
+            )));
+        }
+        Ok(Caller {
+            iss: verified.iss,
+            jti: verified.jti,
+            sub: verified.sub,
+        })
+    }
+
+    async fn jku_keys(&self, url: &str) -> std::result::Result<Jwks, AuthError> {
+        if let Ok(c) = self.jku.0.lock()
+            && let Some((at, set)) = c.get(url)
+            && at.elapsed() < JKU_CACHE
+        {
+            return Ok(set.clone());
+        }
+        let text = self
+            .fetcher
+            .jwks(url, self.config.fetch_timeout)
+            .await
+            .map_err(|e| AuthError::new("jku_unavailable", e.message))?;
+        let set = Jwks::parse(&text)?;
+        if let Ok(mut c) = self.jku.0.lock() {
+            c.insert(url.to_string(), (Instant::now(), set.clone()));
+        }
+        Ok(set)
+    }
+}
+
+/// The actor recorded for what CDS clients do.
+pub(crate) fn cds_actor() -> UserName {
+    #[allow(clippy::expect_used)]
+    UserName::parse("cds-hooks").expect("a valid user name")
+}

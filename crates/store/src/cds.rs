@@ -1,0 +1,371 @@
+//! Storage for the CDS Hooks service: registered clients, token ids seen until they expire,
+//! the cards shown (for suppression, the daily alert budget and feedback) and feedback.
+
+use serde::Serialize;
+use sqlx::Row;
+use vigil_domain::Timestamp;
+
+use crate::{Conn, Error, Result, Store, Tx, on_conn, reads};
+
+/// A registered CDS client (an EHR), identified by its `iss`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CdsClientRecord {
+    pub iss: String,
+    /// The key set registered as JSON, or `None` for a client whose keys are at `jku`.
+    pub jwks: Option<String>,
+    pub jku: Option<String>,
+    pub added_by: String,
+    pub added_at: Timestamp,
+    pub removed_by: Option<String>,
+    pub removed_at: Option<Timestamp>,
+}
+
+/// A card that was shown.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CdsCardRecord {
+    pub uuid: String,
+    pub model: String,
+    pub release: String,
+    pub request_id: String,
+    pub hook_instance: String,
+    pub patient_key: Option<String>,
+    /// `risk` or `fallback`.
+    pub kind: String,
+    pub indicator: String,
+    pub indicator_rank: i64,
+    pub created_at: Timestamp,
+}
+
+/// One feedback entry from the EHR.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CdsFeedbackRecord {
+    pub seq: Option<i64>,
+    pub model: String,
+    pub card_uuid: String,
+    pub request_id: Option<String>,
+    pub release: Option<String>,
+    pub outcome: String,
+    pub override_code: Option<String>,
+    pub override_display: Option<String>,
+    pub user_comment: Option<String>,
+    pub accepted_suggestions: Vec<String>,
+    pub outcome_at: Timestamp,
+    pub received_at: Timestamp,
+    pub client_iss: String,
+}
+
+fn ts(s: &str, what: &str) -> Result<Timestamp> {
+    Timestamp::parse(s).map_err(|e| Error::corrupt(format!("{what}: {e}")))
+}
+
+fn opt_ts(s: Option<String>, what: &str) -> Result<Option<Timestamp>> {
+    s.map(|s| ts(&s, what)).transpose()
+}
+
+const CLIENT_COLUMNS: &str = "iss, jwks, jku, added_by, added_at, removed_by, removed_at";
+
+async fn clients(c: Conn<'_>, include_removed: bool) -> Result<Vec<CdsClientRecord>> {
+    let sql = format!(
+        "SELECT {CLIENT_COLUMNS} FROM cds_clients {} ORDER BY iss",
+        if include_removed {
+            ""
+        } else {
+            "WHERE removed_at IS NULL"
+        }
+    );
+    let rows = on_conn!(c, c => {
+        let rows = sqlx::query(&sql).fetch_all(&mut *c).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<String, _>("iss")?,
+                    r.try_get::<Option<String>, _>("jwks")?,
+                    r.try_get::<Option<String>, _>("jku")?,
+                    r.try_get::<String, _>("added_by")?,
+                    r.try_get::<String, _>("added_at")?,
+                    r.try_get::<Option<String>, _>("removed_by")?,
+                    r.try_get::<Option<String>, _>("removed_at")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
+    });
+    rows.into_iter()
+        .map(
+            |(iss, jwks, jku, added_by, added_at, removed_by, removed_at)| {
+                Ok(CdsClientRecord {
+                    added_at: ts(&added_at, "cds client")?,
+                    removed_at: opt_ts(removed_at, "cds client")?,
+                    iss,
+                    jwks,
+                    jku,
+                    added_by,
+                    removed_by,
+                })
+            },
+        )
+        .collect()
+}
+
+async fn client(c: Conn<'_>, iss: &str) -> Result<Option<CdsClientRecord>> {
+    let sql =
+        format!("SELECT {CLIENT_COLUMNS} FROM cds_clients WHERE iss = $1 AND removed_at IS NULL");
+    let row = on_conn!(c, c => {
+        let row = sqlx::query(&sql).bind(iss).fetch_optional(&mut *c).await?;
+        match row {
+            None => None,
+            Some(r) => Some((
+                r.try_get::<String, _>("iss")?,
+                r.try_get::<Option<String>, _>("jwks")?,
+                r.try_get::<Option<String>, _>("jku")?,
+                r.try_get::<String, _>("added_by")?,
+                r.try_get::<String, _>("added_at")?,
+            )),
+        }
+    });
+    row.map(|(iss, jwks, jku, added_by, added_at)| {
+        Ok(CdsClientRecord {
+            added_at: ts(&added_at, "cds client")?,
+            iss,
+            jwks,
+            jku,
+            added_by,
+            removed_by: None,
+            removed_at: None,
+        })
+    })
+    .transpose()
+}
+
+/// The highest indicator rank of risk cards shown for a patient since `since`.
+async fn last_rank(
+    c: Conn<'_>,
+    model: &str,
+    patient_key: &str,
+    since: Timestamp,
+) -> Result<Option<i64>> {
+    let sql = "SELECT MAX(indicator_rank) AS r FROM cds_cards \
+               WHERE model = $1 AND patient_key = $2 AND kind = 'risk' AND created_at >= $3";
+    Ok(on_conn!(c, c => {
+        let row = sqlx::query(sql)
+            .bind(model)
+            .bind(patient_key)
+            .bind(since.to_string())
+            .fetch_one(&mut *c)
+            .await?;
+        row.try_get::<Option<i64>, _>("r")?
+    }))
+}
+
+async fn alerts_since(c: Conn<'_>, model: &str, since: Timestamp) -> Result<i64> {
+    let sql = "SELECT COUNT(*) AS n FROM cds_cards WHERE model = $1 AND kind = 'risk' AND created_at >= $2";
+    Ok(on_conn!(c, c => {
+        let row = sqlx::query(sql).bind(model).bind(since.to_string()).fetch_one(&mut *c).await?;
+        row.try_get::<i64, _>("n")?
+    }))
+}
+
+async fn card(c: Conn<'_>, uuid: &str) -> Result<Option<CdsCardRecord>> {
+    let sql = "SELECT uuid, model, release_id, request_id, hook_instance, patient_key, kind, \
+               indicator, indicator_rank, created_at FROM cds_cards WHERE uuid = $1";
+    let row = on_conn!(c, c => {
+        let row = sqlx::query(sql).bind(uuid).fetch_optional(&mut *c).await?;
+        match row {
+            None => None,
+            Some(r) => Some((
+                CdsCardRecord {
+                    uuid: r.try_get("uuid")?,
+                    model: r.try_get("model")?,
+                    release: r.try_get("release_id")?,
+                    request_id: r.try_get("request_id")?,
+                    hook_instance: r.try_get("hook_instance")?,
+                    patient_key: r.try_get("patient_key")?,
+                    kind: r.try_get("kind")?,
+                    indicator: r.try_get("indicator")?,
+                    indicator_rank: r.try_get("indicator_rank")?,
+                    created_at: Timestamp::from_micros(0),
+                },
+                r.try_get::<String, _>("created_at")?,
+            )),
+        }
+    });
+    row.map(|(mut rec, at)| {
+        rec.created_at = ts(&at, "cds card")?;
+        Ok(rec)
+    })
+    .transpose()
+}
+
+async fn feedback(
+    c: Conn<'_>,
+    model: &str,
+    since: Option<Timestamp>,
+) -> Result<Vec<CdsFeedbackRecord>> {
+    let sql = "SELECT seq, model, card_uuid, request_id, release_id, outcome, override_code, \
+               override_display, user_comment, accepted_suggestions, outcome_at, received_at, \
+               client_iss FROM cds_feedback WHERE model = $1 AND outcome_at >= $2 ORDER BY seq";
+    let since = since.unwrap_or(Timestamp::from_micros(0)).to_string();
+    let rows = on_conn!(c, c => {
+        let rows = sqlx::query(sql).bind(model).bind(&since).fetch_all(&mut *c).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    CdsFeedbackRecord {
+                        seq: Some(r.try_get::<i64, _>("seq")?),
+                        model: r.try_get("model")?,
+                        card_uuid: r.try_get("card_uuid")?,
+                        request_id: r.try_get("request_id")?,
+                        release: r.try_get("release_id")?,
+                        outcome: r.try_get("outcome")?,
+                        override_code: r.try_get("override_code")?,
+                        override_display: r.try_get("override_display")?,
+                        user_comment: r.try_get("user_comment")?,
+                        accepted_suggestions: vec![],
+                        outcome_at: Timestamp::from_micros(0),
+                        received_at: Timestamp::from_micros(0),
+                        client_iss: r.try_get("client_iss")?,
+                    },
+                    r.try_get::<String, _>("accepted_suggestions")?,
+                    r.try_get::<String, _>("outcome_at")?,
+                    r.try_get::<String, _>("received_at")?,
+                ))
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
+    });
+    rows.into_iter()
+        .map(|(mut f, acc, out, rec)| {
+            f.accepted_suggestions = crate::parse_json(&acc, "cds feedback")?;
+            f.outcome_at = ts(&out, "cds feedback")?;
+            f.received_at = ts(&rec, "cds feedback")?;
+            Ok(f)
+        })
+        .collect()
+}
+
+reads! {
+    /// Registered clients, active ones only unless `include_removed`.
+    fn list_cds_clients(include_removed: bool) -> Vec<CdsClientRecord> => clients;
+    /// The active client with this issuer.
+    fn cds_client(iss: &str) -> Option<CdsClientRecord> => client;
+    /// The highest indicator rank shown to this patient by this model since a time.
+    fn cds_last_alert_rank(model: &str, patient_key: &str, since: Timestamp) -> Option<i64> => last_rank;
+    /// Alert cards shown by a model since a time.
+    fn cds_alerts_since(model: &str, since: Timestamp) -> i64 => alerts_since;
+    /// One shown card.
+    fn cds_card(uuid: &str) -> Option<CdsCardRecord> => card;
+    /// Feedback on a model's cards, by outcome time.
+    fn list_cds_feedback(model: &str, since: Option<Timestamp>) -> Vec<CdsFeedbackRecord> => feedback;
+}
+
+impl Store {
+    /// Remembers a token id until it expires. `false` when it was seen before (a replay).
+    /// Expired ids are forgotten on the way.
+    pub async fn cds_remember_jti(
+        &self,
+        iss: &str,
+        jti: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut pc = self.acquire().await?;
+        let c = pc.as_conn();
+        let ins = "INSERT INTO cds_seen_jti (iss, jti, expires_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT (iss, jti) DO NOTHING";
+        let n = on_conn!(c, c => {
+            // Forget a few expired ids on each call: bounded work, the table stays small.
+            sqlx::query("DELETE FROM cds_seen_jti WHERE expires_at < $1 AND jti IN \
+                         (SELECT jti FROM cds_seen_jti WHERE expires_at < $1 LIMIT 16)")
+                .bind(now.to_string())
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(ins)
+                .bind(iss)
+                .bind(jti)
+                .bind(expires_at.to_string())
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+}
+
+impl Tx {
+    /// Registers a client, or registers again one that was removed.
+    pub async fn upsert_cds_client(&mut self, r: &CdsClientRecord) -> Result<()> {
+        let sql = "INSERT INTO cds_clients (iss, jwks, jku, added_by, added_at) VALUES ($1, $2, $3, $4, $5) \
+                   ON CONFLICT (iss) DO UPDATE SET jwks = excluded.jwks, jku = excluded.jku, \
+                   added_by = excluded.added_by, added_at = excluded.added_at, removed_by = NULL, removed_at = NULL";
+        let c = self.as_conn();
+        on_conn!(c, c => {
+            sqlx::query(sql)
+                .bind(&r.iss)
+                .bind(&r.jwks)
+                .bind(&r.jku)
+                .bind(&r.added_by)
+                .bind(r.added_at.to_string())
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Marks a client removed; `false` if there was no active client with that issuer.
+    pub async fn remove_cds_client(&mut self, iss: &str, by: &str, at: Timestamp) -> Result<bool> {
+        let sql = "UPDATE cds_clients SET removed_by = $1, removed_at = $2 WHERE iss = $3 AND removed_at IS NULL";
+        let c = self.as_conn();
+        let n = on_conn!(c, c => {
+            sqlx::query(sql).bind(by).bind(at.to_string()).bind(iss).execute(&mut *c).await?.rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    pub async fn insert_cds_cards(&mut self, cards: &[CdsCardRecord]) -> Result<()> {
+        let sql = "INSERT INTO cds_cards (uuid, model, release_id, request_id, hook_instance, patient_key, \
+                   kind, indicator, indicator_rank, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+        for r in cards {
+            let c = self.as_conn();
+            on_conn!(c, c => {
+                sqlx::query(sql)
+                    .bind(&r.uuid)
+                    .bind(&r.model)
+                    .bind(&r.release)
+                    .bind(&r.request_id)
+                    .bind(&r.hook_instance)
+                    .bind(&r.patient_key)
+                    .bind(&r.kind)
+                    .bind(&r.indicator)
+                    .bind(r.indicator_rank)
+                    .bind(r.created_at.to_string())
+                    .execute(&mut *c)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn insert_cds_feedback(&mut self, r: &CdsFeedbackRecord) -> Result<()> {
+        let sql = "INSERT INTO cds_feedback (model, card_uuid, request_id, release_id, outcome, override_code, \
+                   override_display, user_comment, accepted_suggestions, outcome_at, received_at, client_iss) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+        let acc = serde_json::to_string(&r.accepted_suggestions).map_err(Error::corrupt)?;
+        let c = self.as_conn();
+        on_conn!(c, c => {
+            sqlx::query(sql)
+                .bind(&r.model)
+                .bind(&r.card_uuid)
+                .bind(&r.request_id)
+                .bind(&r.release)
+                .bind(&r.outcome)
+                .bind(&r.override_code)
+                .bind(&r.override_display)
+                .bind(&r.user_comment)
+                .bind(&acc)
+                .bind(r.outcome_at.to_string())
+                .bind(r.received_at.to_string())
+                .bind(&r.client_iss)
+                .execute(&mut *c)
+                .await?;
+        });
+        Ok(())
+    }
+}
