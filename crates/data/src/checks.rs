@@ -12,7 +12,6 @@
 //! - `patient_overlap` reads the patient column of the `against` snapshot: a second pass, over
 //!   the other file.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
@@ -181,30 +180,13 @@ impl Hasher for Prehashed {
             self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
     }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
+    fn write_u128(&mut self, v: u128) {
+        self.0 = (v as u64) ^ ((v >> 64) as u64);
     }
 }
 
-/// A 128-bit hash as two words: 8-byte aligned, so a table entry with a row number is 24
-/// bytes rather than the 32 a `u128` key (16-byte aligned) takes.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Key128(u64, u64);
-
-impl From<u128> for Key128 {
-    fn from(v: u128) -> Key128 {
-        Key128(v as u64, (v >> 64) as u64)
-    }
-}
-
-impl std::hash::Hash for Key128 {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0 ^ self.1);
-    }
-}
-
-type FastMap<V> = HashMap<Key128, V, BuildHasherDefault<Prehashed>>;
-type FastSet = HashSet<Key128, BuildHasherDefault<Prehashed>>;
+type FastMap<V> = HashMap<u128, V, BuildHasherDefault<Prehashed>>;
+type FastSet = HashSet<u128, BuildHasherDefault<Prehashed>>;
 
 fn note(b: &mut BadValues, row: u64) {
     b.count += 1;
@@ -289,8 +271,6 @@ struct Acc<'a> {
     contract: &'a FeatureContract,
     opts: &'a CheckOptions,
     rows: u64,
-    /// The file's size, to size the duplicate tables.
-    file_bytes: u64,
     nums: Vec<NumAcc>,
     cats: Vec<CatAcc>,
     label: Option<LabelAcc>,
@@ -584,29 +564,18 @@ impl Acc<'_> {
             }
         }
 
-        // Duplicates. The tables hold a key per row: sized once from the first batch's
-        // bytes per row, they never rehash (which would briefly need both tables).
-        if self.rows == 0 && b.bytes > 0 && len > 0 {
-            let expect = (self.file_bytes as f64 / b.bytes as f64 * len as f64 * 1.05) as usize;
-            let expect = expect.min(1 << 28);
-            if !b.row_hashes.is_empty() {
-                self.row_seen.reserve(expect);
-            }
-            if self.patient_req.is_some() && self.pred_req.is_some() {
-                self.pairs.reserve(expect);
-            }
-        }
+        // Duplicates.
         for (i, &h) in b.row_hashes.iter().enumerate() {
             let row = first + i as u64;
-            match self.row_seen.entry(Key128::from(h)) {
-                Entry::Occupied(o) => {
+            match self.row_seen.get(&h) {
+                Some(&orig) => {
                     self.dup_rows += 1;
                     if self.dup_examples.len() < EXAMPLES {
-                        self.dup_examples.push((row, *o.get()));
+                        self.dup_examples.push((row, orig));
                     }
                 }
-                Entry::Vacant(v) => {
-                    v.insert(row);
+                None => {
+                    self.row_seen.insert(h, row);
                 }
             }
         }
@@ -617,7 +586,7 @@ impl Acc<'_> {
                 if is_missing_token(id) {
                     continue;
                 }
-                let h = Key128::from(xxh3_128(id.as_bytes()));
+                let h = xxh3_128(id.as_bytes());
                 if let Some(set) = &mut self.patients {
                     set.entry(h).or_insert(first + i as u64);
                 }
@@ -626,7 +595,7 @@ impl Acc<'_> {
                     key.extend_from_slice(id.as_bytes());
                     key.push(0);
                     key.extend_from_slice(&t.to_le_bytes());
-                    if !self.pairs.insert(Key128::from(xxh3_128(&key))) {
+                    if !self.pairs.insert(xxh3_128(&key)) {
                         note(&mut self.pair_dups, first + i as u64);
                     }
                 }
@@ -773,7 +742,6 @@ pub fn check_dataset(
         contract,
         opts,
         rows: 0,
-        file_bytes: std::fs::metadata(path).map_or(0, |m| m.len()),
         nums,
         cats,
         label: label_req.map(|req| LabelAcc {
@@ -829,28 +797,17 @@ pub fn check_dataset(
         .iter()
         .map(|v| sorted_present(v))
         .collect();
-    // The two costliest summaries (AUROC per feature, PSI/KS per site and feature) read the
-    // accumulators only: they run on two threads while the rest is summarised.
-    let acc = &acc;
-    let (leakage, site_variation, mut checks) = std::thread::scope(|s| {
-        let leakage = s.spawn(|| leakage_check(acc));
-        let site_variation = site_variation_check(acc, &pooled);
-        let mut checks = Vec::new();
-        checks.push(schema_check(acc, &header, &requests, &outcome_col));
-        missingness_checks(acc, &mut checks);
-        range_checks(acc, &pooled, &mut checks);
-        outlier_checks(acc, &pooled, &mut checks);
-        let leakage = leakage
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        (leakage, site_variation, checks)
-    });
-    checks.push(duplicates_check(acc));
-    checks.push(patient_overlap_check(acc, path)?);
-    checks.push(leakage);
-    checks.push(temporal_check(acc, &outcome_col));
-    checks.push(label_check(acc));
-    checks.push(site_variation);
+    let mut checks = Vec::new();
+    checks.push(schema_check(&acc, &header, &requests, &outcome_col));
+    missingness_checks(&acc, &mut checks);
+    range_checks(&acc, &pooled, &mut checks);
+    outlier_checks(&acc, &pooled, &mut checks);
+    checks.push(duplicates_check(&acc));
+    checks.push(patient_overlap_check(&acc, path)?);
+    checks.push(leakage_check(&acc));
+    checks.push(temporal_check(&acc, &outcome_col));
+    checks.push(label_check(&acc));
+    checks.push(site_variation_check(&acc, &pooled));
     let passed = !checks.iter().any(Check::is_blocking_failure);
     Ok(CheckReport {
         path: path.display().to_string(),
@@ -1480,7 +1437,7 @@ fn patient_overlap_check(acc: &Acc<'_>, path: &Path) -> Result<Check> {
             if is_missing_token(id) {
                 continue;
             }
-            let h = Key128::from(xxh3_128(id.as_bytes()));
+            let h = xxh3_128(id.as_bytes());
             other_patients.insert(h);
             if let Some(&row) = patients.get(&h) {
                 other_rows += 1;

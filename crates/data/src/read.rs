@@ -88,9 +88,6 @@ pub(crate) struct Batch {
     pub row_hashes: Vec<u128>,
     /// Per requested column, in lenient mode.
     pub bad: Vec<BadValues>,
-    /// Bytes of CSV text this batch was decoded from, when known (parallel CSV decoding);
-    /// with `len`, an estimate of the rows still to come.
-    pub bytes: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -99,8 +96,6 @@ pub(crate) struct ReadOptions {
     pub lenient: bool,
     pub hash_rows: bool,
     pub batch_rows: usize,
-    /// CSV bytes per unit of parallel decoding.
-    pub chunk_bytes: usize,
 }
 
 impl Default for ReadOptions {
@@ -109,7 +104,6 @@ impl Default for ReadOptions {
             lenient: false,
             hash_rows: false,
             batch_rows: BATCH_ROWS,
-            chunk_bytes: CHUNK_BYTES,
         }
     }
 }
@@ -479,34 +473,6 @@ fn parse_plain_decimal(s: &[u8]) -> Option<f64> {
         b'+' => (false, &s[1..]),
         _ => (false, s),
     };
-    // At most 15 digits in all: the mantissa is below 10^15 whatever the leading zeros, so
-    // one tight loop per part does. Longer inputs take the careful loop below.
-    if digits.len() <= 16 {
-        let mut mant: u64 = 0;
-        let mut i = 0;
-        while i < digits.len() && digits[i].is_ascii_digit() {
-            mant = mant * 10 + u64::from(digits[i] - b'0');
-            i += 1;
-        }
-        let int_digits = i;
-        let mut frac = 0;
-        if i < digits.len() && digits[i] == b'.' {
-            i += 1;
-            let start = i;
-            while i < digits.len() && digits[i].is_ascii_digit() {
-                mant = mant * 10 + u64::from(digits[i] - b'0');
-                i += 1;
-            }
-            frac = i - start;
-        }
-        if i != digits.len() || int_digits + frac == 0 {
-            return None;
-        }
-        if int_digits + frac <= 15 {
-            let v = mant as f64 / POW10[frac];
-            return Some(if neg { -v } else { v });
-        }
-    }
     let mut mant: u64 = 0;
     let mut n = 0usize;
     let mut frac = 0usize;
@@ -594,45 +560,7 @@ fn next_csv(
     opts: ReadOptions,
     rows_done: u64,
 ) -> Result<Option<Batch>> {
-    let CsvBatches {
-        rdr,
-        rec,
-        scratch,
-        done,
-    } = c;
-    decode_csv(
-        rdr.as_mut(),
-        CsvState { rec, scratch, done },
-        path,
-        header,
-        idx,
-        kinds,
-        opts,
-        rows_done,
-    )
-}
-
-/// The reusable buffers of a CSV decoder, and whether its input is exhausted.
-struct CsvState<'a> {
-    rec: &'a mut csv::ByteRecord,
-    scratch: &'a mut Vec<u8>,
-    done: &'a mut bool,
-}
-
-/// Decodes up to `opts.batch_rows` records from `rdr` into one batch; row numbers count
-/// from `rows_done` and line numbers are the reader's own.
-#[allow(clippy::too_many_arguments)]
-fn decode_csv<R: std::io::Read>(
-    rdr: &mut csv::Reader<R>,
-    c: CsvState<'_>,
-    path: &Path,
-    header: &[String],
-    idx: &[usize],
-    kinds: &[Kind],
-    opts: ReadOptions,
-    rows_done: u64,
-) -> Result<Option<Batch>> {
-    if *c.done {
+    if c.done {
         return Ok(None);
     }
     let cap = opts.batch_rows;
@@ -641,17 +569,17 @@ fn decode_csv<R: std::io::Read>(
     let mut hashes = Vec::with_capacity(if opts.hash_rows { cap } else { 0 });
     let mut len = 0usize;
     while len < cap {
-        match rdr.read_byte_record(c.rec) {
+        match c.rdr.read_byte_record(&mut c.rec) {
             Ok(true) => {}
             Ok(false) => {
-                *c.done = true;
+                c.done = true;
                 break;
             }
             Err(e) => return Err(csv_error(path, e)),
         }
         let row = rows_done + len as u64 + 1;
         let line = c.rec.position().map(|p| p.line());
-        let rec = &*c.rec;
+        let rec = &c.rec;
         if rec.len() != header.len() {
             let (column, reason) = if rec.len() < header.len() {
                 (
@@ -685,12 +613,10 @@ fn decode_csv<R: std::io::Read>(
         }
         // Whole record at once (fast), then no field may start inside a character: together
         // they prove every field is valid UTF-8 without validating 40 fields one by one.
-        // A record of ASCII bytes only (the common case) passes both at once.
-        let whole_ok = rec.as_slice().is_ascii()
-            || (std::str::from_utf8(rec.as_slice()).is_ok()
-                && rec
-                    .iter()
-                    .all(|f| f.first().is_none_or(|&b| !(0x80..0xC0).contains(&b))));
+        let whole_ok = std::str::from_utf8(rec.as_slice()).is_ok()
+            && rec
+                .iter()
+                .all(|f| f.first().is_none_or(|&b| !(0x80..0xC0).contains(&b)));
         if !whole_ok {
             let col = rec
                 .iter()
@@ -749,14 +675,13 @@ fn decode_csv<R: std::io::Read>(
             }
         }
         if opts.hash_rows {
-            // The fields' bytes in one copy, then their lengths, so that `a,bc` and `ab,c`
-            // differ.
             c.scratch.clear();
-            c.scratch.extend_from_slice(rec.as_slice());
             for f in rec.iter() {
+                // Length-prefixed so that `a,bc` and `ab,c` differ.
                 c.scratch.extend_from_slice(&(f.len() as u32).to_le_bytes());
+                c.scratch.extend_from_slice(f);
             }
-            hashes.push(xxh3_128(c.scratch));
+            hashes.push(xxh3_128(&c.scratch));
         }
         len += 1;
     }
@@ -769,7 +694,6 @@ fn decode_csv<R: std::io::Read>(
         cols: builders.into_iter().map(Builder::finish).collect(),
         row_hashes: hashes,
         bad,
-        bytes: 0,
     }))
 }
 
@@ -961,30 +885,12 @@ fn convert_parquet_batch(
         cols,
         row_hashes,
         bad,
-        bytes: 0,
     })
 }
 
-/// Decodes `batches` on other threads and runs `consume` on each batch, in file order, on
-/// this one, so that decoding and checking overlap. At most a few batches are in flight,
-/// which bounds memory.
-///
-/// A CSV file is cut into chunks of about [`CHUNK_BYTES`] at record boundaries and the chunks
-/// are decoded on every core ([`parallel_csv`]); Parquet is decoded on one reader thread.
-pub(crate) fn pipeline<F>(batches: Batches, consume: F) -> Result<()>
-where
-    F: FnMut(Batch) -> Result<()>,
-{
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    match &batches.inner {
-        Inner::Csv(_) if workers > 1 && batches.rows_done == 0 => {
-            parallel_csv(batches, workers, consume)
-        }
-        _ => sequential(batches, consume),
-    }
-}
-
-fn sequential<F>(batches: Batches, mut consume: F) -> Result<()>
+/// Runs `decode` on a reader thread and `consume` on this one, so that parsing and checking
+/// overlap on two cores. At most a few batches are in flight, which bounds memory.
+pub(crate) fn pipeline<F>(batches: Batches, mut consume: F) -> Result<()>
 where
     F: FnMut(Batch) -> Result<()>,
 {
@@ -1004,259 +910,6 @@ where
         }
         Ok(())
     })
-}
-
-/// Bytes of CSV text decoded as one unit of parallel work (about 9,000 rows of 40 columns).
-pub(crate) const CHUNK_BYTES: usize = 2 << 20;
-
-/// A chunk's decoded batches, with row numbers counted from the chunk's first record.
-struct Decoded {
-    batches: Vec<Batch>,
-    rows: u64,
-    /// `\n` bytes in the chunk: how far its lines move the next chunk's.
-    newlines: u64,
-}
-
-/// Parallel CSV decoding. A reader thread cuts the data (after the header) into chunks that
-/// each start and end at a record boundary; workers decode chunks independently with the
-/// same tokenizer; this thread puts the results back in file order, turns chunk-relative row
-/// and line numbers into the file's, and consumes them.
-///
-/// A boundary is found without tokenizing when a chunk holds no quote character: every
-/// `\n` then ends a record. A chunk with quotes (where a newline may sit inside a field) is
-/// tokenized once on the reader thread to find the start of its last record.
-fn parallel_csv<F>(batches: Batches, workers: usize, mut consume: F) -> Result<()>
-where
-    F: FnMut(Batch) -> Result<()>,
-{
-    use std::collections::BTreeMap;
-    use std::io::{Read, Seek, SeekFrom};
-    use std::sync::mpsc::{Receiver, sync_channel};
-    use std::sync::{Arc, Mutex};
-
-    let Batches {
-        path,
-        header,
-        idx,
-        kinds,
-        opts,
-        inner,
-        ..
-    } = batches;
-    let Inner::Csv(c) = inner else {
-        return Err(Error::Invalid("not a CSV source".into()));
-    };
-    let start = c.rdr.position().clone();
-    drop(c);
-    let mut file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-    file.seek(SeekFrom::Start(start.byte()))
-        .map_err(|e| Error::io(&path, e))?;
-
-    let in_flight = 2 * workers + 2;
-    // Permits bound the chunks between the reader and this thread (read, decoding, or
-    // decoded and waiting for their turn).
-    let (permit_tx, permit_rx) = sync_channel::<()>(in_flight);
-    for _ in 0..in_flight {
-        let _ = permit_tx.send(());
-    }
-    let (work_tx, work_rx) = sync_channel::<(u64, Vec<u8>)>(workers);
-    let work_rx: Arc<Mutex<Receiver<(u64, Vec<u8>)>>> = Arc::new(Mutex::new(work_rx));
-    let (done_tx, done_rx) = sync_channel::<(u64, Result<Decoded>)>(in_flight);
-
-    std::thread::scope(|s| {
-        let reader_done = done_tx.clone();
-        let path_r = &path;
-        s.spawn(move || {
-            let mut carry: Vec<u8> = Vec::new();
-            let mut k = 0u64;
-            let mut eof = false;
-            while !eof {
-                if permit_rx.recv().is_err() {
-                    return;
-                }
-                let mut buf = std::mem::take(&mut carry);
-                let mut want = opts.chunk_bytes.max(1);
-                let chunk = loop {
-                    while buf.len() < want && !eof {
-                        let have = buf.len();
-                        buf.resize(want, 0);
-                        match file.read(&mut buf[have..]) {
-                            Ok(0) => {
-                                buf.truncate(have);
-                                eof = true;
-                            }
-                            Ok(n) => buf.truncate(have + n),
-                            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {
-                                buf.truncate(have);
-                            }
-                            Err(e) => {
-                                let _ = reader_done.send((k, Err(Error::io(path_r, e))));
-                                return;
-                            }
-                        }
-                    }
-                    if eof {
-                        break buf;
-                    }
-                    match record_cut(&buf) {
-                        Some(cut) => {
-                            carry = buf[cut..].to_vec();
-                            buf.truncate(cut);
-                            break buf;
-                        }
-                        // One record longer than the chunk: read on.
-                        None => want = buf.len() * 2,
-                    }
-                };
-                if chunk.is_empty() {
-                    break;
-                }
-                if work_tx.send((k, chunk)).is_err() {
-                    return;
-                }
-                k += 1;
-            }
-        });
-        for _ in 0..workers {
-            let work_rx = Arc::clone(&work_rx);
-            let done_tx = done_tx.clone();
-            let (path, header, idx, kinds) = (&path, &header, &idx, &kinds);
-            s.spawn(move || {
-                loop {
-                    let next = work_rx.lock().map(|rx| rx.recv());
-                    let Ok(Ok((k, chunk))) = next else { return };
-                    let out = decode_chunk(&chunk, path, header, idx, kinds, opts);
-                    if done_tx.send((k, out)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(done_tx);
-
-        // Dropping the receivers on an early return ends the other threads.
-        let mut waiting: BTreeMap<u64, Result<Decoded>> = BTreeMap::new();
-        let mut next = 0u64;
-        let mut rows = 0u64;
-        let mut line = start.line();
-        for (k, out) in done_rx {
-            waiting.insert(k, out);
-            while let Some(out) = waiting.remove(&next) {
-                next += 1;
-                let d = out.map_err(|e| shift(e, rows, line))?;
-                for mut b in d.batches {
-                    b.first_row += rows;
-                    for bad in &mut b.bad {
-                        for r in &mut bad.examples {
-                            *r += rows;
-                        }
-                    }
-                    consume(b)?;
-                }
-                rows += d.rows;
-                line += d.newlines;
-                let _ = permit_tx.send(());
-            }
-        }
-        Ok(())
-    })
-}
-
-/// Where the last complete record of `buf` ends (the next starts), if `buf` holds at least
-/// one complete record before its last one. `buf` starts at a record boundary.
-fn record_cut(buf: &[u8]) -> Option<usize> {
-    if !buf.contains(&b'"') {
-        // No quoted field: every `\n` ends a record (or a blank line).
-        return buf
-            .iter()
-            .rposition(|&b| b == b'\n')
-            .map(|i| i + 1)
-            .filter(|&cut| cut > 0);
-    }
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(buf);
-    let mut rec = csv::ByteRecord::new();
-    // The last record may be cut short by the end of `buf`: the cut is where it starts.
-    let mut last_start = 0u64;
-    loop {
-        match rdr.read_byte_record(&mut rec) {
-            Ok(true) => {
-                if let Some(p) = rec.position() {
-                    last_start = p.byte();
-                }
-            }
-            // A malformed record is left to the decoder, which reports it: cut before it.
-            Ok(false) | Err(_) => break,
-        }
-    }
-    usize::try_from(last_start).ok().filter(|&cut| cut > 0)
-}
-
-/// Decodes one chunk; rows count from 1 at the chunk's first record and lines from 1 at its
-/// first byte.
-fn decode_chunk(
-    chunk: &[u8],
-    path: &Path,
-    header: &[String],
-    idx: &[usize],
-    kinds: &[Kind],
-    opts: ReadOptions,
-) -> Result<Decoded> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(chunk);
-    let mut rec = csv::ByteRecord::new();
-    let mut scratch = Vec::new();
-    let mut done = false;
-    let mut out = Vec::new();
-    let mut rows = 0u64;
-    while let Some(mut b) = decode_csv(
-        &mut rdr,
-        CsvState {
-            rec: &mut rec,
-            scratch: &mut scratch,
-            done: &mut done,
-        },
-        path,
-        header,
-        idx,
-        kinds,
-        opts,
-        rows,
-    )? {
-        rows += b.len as u64;
-        if out.is_empty() {
-            b.bytes = chunk.len() as u64;
-        }
-        out.push(b);
-    }
-    // The tokenizer counts lines as it goes (every `\n`, blank lines included).
-    let newlines = rdr.position().line() - 1;
-    Ok(Decoded {
-        batches: out,
-        rows,
-        newlines,
-    })
-}
-
-/// Moves a chunk-relative error location to the file's: `rows` records and lines up to
-/// `line` precede the chunk.
-fn shift(e: Error, rows: u64, line: u64) -> Error {
-    match e {
-        Error::Malformed(mut m) => {
-            if let Some(r) = &mut m.location.row {
-                *r += rows;
-            }
-            if let Some(l) = &mut m.location.line {
-                *l += line - 1;
-            }
-            Error::Malformed(m)
-        }
-        other => other,
-    }
 }
 
 /// A timestamp or date column as microseconds since the epoch (the zone, if any, only
@@ -1290,128 +943,6 @@ fn micros(a: &ArrayRef, path: &Path, loc: Location) -> Result<Int64Array> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every row of every batch as text (values, hash, bad-value rows), in order.
-    fn flatten(batches: Vec<Batch>) -> Vec<String> {
-        let mut out = Vec::new();
-        for b in batches {
-            for i in 0..b.len {
-                let mut row = format!("{}:", b.first_row + i as u64);
-                for c in &b.cols {
-                    let v = match c {
-                        Col::Number(a) => (!a.is_null(i)).then(|| a.value(i).to_string()),
-                        Col::Text(a) => (!a.is_null(i)).then(|| a.value(i).to_owned()),
-                        Col::Time(a) => (!a.is_null(i)).then(|| a.value(i).to_string()),
-                    };
-                    row.push_str(&format!("{v:?}|"));
-                }
-                if let Some(h) = b.row_hashes.get(i) {
-                    row.push_str(&format!("{h:x}"));
-                }
-                out.push(row);
-            }
-            for (j, x) in b.bad.iter().enumerate() {
-                for r in &x.examples {
-                    out.push(format!("bad column {j} row {r}"));
-                }
-            }
-        }
-        // Batches may be cut differently; the rows, their numbers, hashes and bad values
-        // may not differ.
-        out.sort();
-        out
-    }
-
-    fn requests() -> Vec<Request> {
-        vec![
-            Request {
-                name: "id".into(),
-                kind: Kind::Text,
-            },
-            Request {
-                name: "x".into(),
-                kind: Kind::Number,
-            },
-            Request {
-                name: "t".into(),
-                kind: Kind::Time,
-            },
-            Request {
-                name: "note".into(),
-                kind: Kind::Text,
-            },
-        ]
-    }
-
-    fn read_both(path: &Path, opts: ReadOptions) -> (Result<Vec<String>>, Result<Vec<String>>) {
-        let seq: Result<Vec<Batch>> = Table::open(path)
-            .and_then(|t| t.batches(&requests(), opts))
-            .and_then(|b| b.collect());
-        let mut got = Vec::new();
-        let par = Table::open(path)
-            .and_then(|t| t.batches(&requests(), opts))
-            .and_then(|b| {
-                parallel_csv(b, 3, |b| {
-                    got.push(b);
-                    Ok(())
-                })
-            });
-        (seq.map(flatten), par.map(|()| flatten(got)))
-    }
-
-    #[test]
-    fn parallel_csv_decoding_equals_sequential_at_every_chunk_size() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.path().join("d.csv");
-        let mut text = String::from("id,x,t,note\r\n");
-        for r in 0..300 {
-            let note = match r % 7 {
-                0 => "\"two\nlines\"".to_owned(),
-                1 => "\"a \"\"quote\"\", and a comma\"".to_owned(),
-                2 => String::new(),
-                _ => format!("n{r}"),
-            };
-            let x = if r % 50 == 17 {
-                "abc".to_owned()
-            } else {
-                format!("{}.5", r)
-            };
-            let end = if r % 3 == 0 { "\r\n" } else { "\n" };
-            text.push_str(&format!(
-                "p{r},{x},2025-01-{:02}T08:00:00Z,{note}{end}",
-                1 + r % 28
-            ));
-            if r % 40 == 5 {
-                text.push('\n');
-            }
-        }
-        std::fs::write(&path, &text).unwrap_or_else(|e| panic!("{e}"));
-        for chunk_bytes in [1, 7, 64, 300, 4096, 1 << 20] {
-            let lenient = ReadOptions {
-                lenient: true,
-                hash_rows: true,
-                batch_rows: 50,
-                chunk_bytes,
-            };
-            let (seq, par) = read_both(&path, lenient);
-            let seq = seq.unwrap_or_else(|e| panic!("{e}"));
-            let par = par.unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(seq.iter().filter(|l| !l.starts_with("bad")).count(), 300);
-            assert_eq!(seq.iter().filter(|l| l.starts_with("bad")).count(), 6);
-            assert_eq!(seq, par, "chunk_bytes {chunk_bytes}");
-            // Strict mode: the same first error, with the same row and line.
-            let strict = ReadOptions {
-                lenient: false,
-                ..lenient
-            };
-            let (seq, par) = read_both(&path, strict);
-            let (Err(s), Err(p)) = (seq, par) else {
-                panic!("the bad number must fail")
-            };
-            assert_eq!(s.to_string(), p.to_string(), "chunk_bytes {chunk_bytes}");
-            assert_eq!(s.location().and_then(|l| l.row), Some(18));
-        }
-    }
 
     #[test]
     fn plain_decimal_fast_path_agrees_with_the_standard_parser() {

@@ -1,9 +1,5 @@
 //! Small statistics the checks need: AUROC with ties, robust location and scale, PSI and KS,
 //! a uniform row reservoir. Each returns `None` on degenerate input rather than a silent NaN.
-//! AUROC, the PSI formula and the KS statistic are the evaluation engine's (`vigil_stats`);
-//! what stays here is how site variation bins a feature for PSI (deciles of the pooled sample,
-//! cut once and applied to every site), which the engine's drift report does not offer as a
-//! reusable binning.
 
 /// AUROC of `score` for `label` (1 = positive), ties counted as 1/2, as the evaluation
 /// engine computes it (`vigil_stats::auroc`). `None` without both classes.
@@ -43,10 +39,8 @@ pub fn median_mad(sorted: &[f64]) -> Option<(f64, f64)> {
     Some((med, mad))
 }
 
-/// The population stability index against a fixed reference: 10 bins cut at the
-/// reference's deciles (`(e_{i-1}, e_i]`, duplicate edges merged), computed once and applied
-/// to many samples (one per site); the index itself is `vigil_stats::drift::psi` (an empty
-/// bin's share replaced by 1e-4).
+/// The population stability index against a fixed reference: bins cut at the reference's
+/// deciles, computed once and applied to many samples (one per site).
 #[derive(Clone, Debug)]
 pub struct Psi {
     edges: Vec<f64>,
@@ -67,23 +61,34 @@ impl Psi {
             edges,
             expected: Vec::new(),
         };
-        p.expected = p.counts(reference);
+        p.expected = p.shares(reference);
         Some(p)
     }
 
-    fn counts(&self, v: &[f64]) -> Vec<f64> {
-        let mut counts = vec![0.0; self.edges.len() + 1];
+    /// Empty bins are floored at 1e-4 so the index stays finite.
+    fn shares(&self, v: &[f64]) -> Vec<f64> {
+        let mut counts = vec![0u64; self.edges.len() + 1];
         for x in v {
-            counts[self.edges.partition_point(|e| e < x)] += 1.0;
+            counts[self.edges.partition_point(|e| e < x)] += 1;
         }
         counts
+            .into_iter()
+            .map(|c| (c as f64 / v.len() as f64).max(1e-4))
+            .collect()
     }
 
     pub fn of(&self, actual: &[f64]) -> Option<f64> {
         if actual.is_empty() {
             return None;
         }
-        vigil_stats::drift::psi(&self.expected, &self.counts(actual)).ok()
+        let a = self.shares(actual);
+        Some(
+            self.expected
+                .iter()
+                .zip(&a)
+                .map(|(e, a)| (a - e) * (a / e).ln())
+                .sum(),
+        )
     }
 }
 
@@ -93,13 +98,23 @@ pub fn psi(expected: &[f64], actual: &[f64]) -> Option<f64> {
     Psi::new(expected)?.of(actual)
 }
 
-/// Two-sample Kolmogorov–Smirnov statistic of two sorted samples
-/// (`vigil_stats::ks_statistic_sorted`, the statistic of SciPy's `ks_2samp`).
+/// Two-sample Kolmogorov–Smirnov statistic of two sorted samples.
 pub fn ks(a: &[f64], b: &[f64]) -> Option<f64> {
     if a.is_empty() || b.is_empty() {
         return None;
     }
-    Some(vigil_stats::ks_statistic_sorted(a, b))
+    let (mut i, mut j, mut d) = (0usize, 0usize, 0f64);
+    while i < a.len() && j < b.len() {
+        let x = a[i].min(b[j]);
+        while i < a.len() && a[i] <= x {
+            i += 1;
+        }
+        while j < b.len() && b[j] <= x {
+            j += 1;
+        }
+        d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
+    }
+    Some(d)
 }
 
 /// SplitMix64: a tiny, seedable generator so that reservoir samples (and so the reports

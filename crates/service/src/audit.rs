@@ -77,9 +77,7 @@ impl Vigil {
                 .await
                 .map_err(|e| crate::Error::internal(e.to_string()))??;
             if text.is_empty() {
-                // No event in this page's range: the next event found (or the head check
-                // below) names the gap.
-                continue;
+                break;
             }
             let (verifier, outcome) = tokio::task::spawn_blocking(move || {
                 let r = verify_packed(&mut v, &text);
@@ -115,40 +113,36 @@ impl Vigil {
     }
 }
 
-/// Checks one packed page: splits it into events and hashes them in parallel, then checks
-/// the links in order.
+/// Checks one packed page: splits it into events, hashes them in parallel, then checks the
+/// links in order.
 fn verify_packed(v: &mut ChainVerifier, text: &str) -> Result<(), (ChainBreak, String)> {
-    let parsed: Vec<Option<(RawEvent<'_>, Digest)>> = text
-        .par_split(PACKED_RECORD_SEP)
-        .map(|record| {
-            let mut f = record.splitn(8, PACKED_FIELD_SEP);
-            let mut next = || f.next();
-            let seq = next()?.parse::<i64>().ok()?;
-            let e = RawEvent {
-                seq,
-                at: next()?,
-                actor: next()?,
-                action: next()?,
-                subject: next()?,
-                payload: next()?,
-                prev_hash: next()?,
-                hash: next()?,
-            };
-            // A separator inside the last field means the row does not have 8 fields.
-            if e.hash.contains(PACKED_FIELD_SEP) {
-                return None;
-            }
-            Some((e, e.computed_hash()))
-        })
-        .collect();
-    for p in &parsed {
-        let Some((e, h)) = p else {
-            let next = v.verified() + 1;
+    let mut events = Vec::with_capacity(PAGE as usize);
+    for record in text.split(PACKED_RECORD_SEP) {
+        let next = v.verified() + 1 + events.len() as i64;
+        let unreadable = || {
             let at = ChainBreak::HashMismatch { seq: next };
             let message =
                 format!("event {next} cannot be read: the stored row was altered outside vigil");
-            return Err((at, message));
+            (at, message)
         };
+        let f: Vec<&str> = record.split(PACKED_FIELD_SEP).collect();
+        if f.len() != 8 {
+            return Err(unreadable());
+        }
+        let seq = f[0].parse::<i64>().map_err(|_| unreadable())?;
+        events.push(RawEvent {
+            seq,
+            at: f[1],
+            actor: f[2],
+            action: f[3],
+            subject: f[4],
+            payload: f[5],
+            prev_hash: f[6],
+            hash: f[7],
+        });
+    }
+    let hashes: Vec<Digest> = events.par_iter().map(RawEvent::computed_hash).collect();
+    for (e, h) in events.iter().zip(&hashes) {
         v.check_raw(e, h).map_err(|b| {
             let m = b.to_string();
             (b, m)

@@ -27,11 +27,11 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
-/// The two-sample KS statistic `sup |F1 − F2|` of two ascending-sorted, non-empty, NaN-free
-/// samples (right-continuous ECDFs, evaluated after each run of equal values, as SciPy's
-/// `searchsorted(side="right")`), without the p-value.
-pub fn ks_statistic_sorted(a: &[f64], b: &[f64]) -> f64 {
+/// Two-sided KS test on two ascending-sorted, non-empty, NaN-free samples.
+pub fn ks_2samp_sorted(a: &[f64], b: &[f64]) -> KsTest {
     let (n1, n2) = (a.len(), b.len());
+    // The largest |F1 − F2| over the pooled values, evaluated after each run of equal
+    // values (right-continuous ECDFs, as SciPy's searchsorted(side="right")).
     let (mut i, mut j) = (0usize, 0usize);
     let (mut max_pos, mut max_neg) = (0.0f64, 0.0f64);
     while i < n1 || j < n2 {
@@ -51,13 +51,7 @@ pub fn ks_statistic_sorted(a: &[f64], b: &[f64]) -> f64 {
         max_pos = max_pos.max(diff);
         max_neg = max_neg.max(-diff);
     }
-    max_pos.max(max_neg.clamp(0.0, 1.0))
-}
-
-/// Two-sided KS test on two ascending-sorted, non-empty, NaN-free samples.
-pub fn ks_2samp_sorted(a: &[f64], b: &[f64]) -> KsTest {
-    let (n1, n2) = (a.len(), b.len());
-    let mut d = ks_statistic_sorted(a, b);
+    let mut d = max_pos.max(max_neg.clamp(0.0, 1.0));
     let g = gcd(n1 as u64, n2 as u64);
     if n1.max(n2) <= MAX_AUTO_N {
         let lcm = (n1 as u64 / g) * n2 as u64;

@@ -52,7 +52,7 @@ pub use drift::{DriftOptions, DriftReport, FeatureDrift, FeatureValues, NumericB
 pub use estimate::{Estimate, NotEstimable};
 pub use evaluate::{EvaluationInput, EvaluationOptions, EvaluationReport, GroupReport, evaluate};
 pub use input::InputError;
-pub use ks::{KsTest, ks_2samp_sorted, ks_statistic_sorted};
+pub use ks::{KsTest, ks_2samp_sorted};
 pub use period::Period;
 pub use threshold::{
     AlertExposure, DecisionPoint, SortedByClass, ThresholdMetrics, decision_curve,

@@ -100,30 +100,27 @@ async fn page(c: Conn<'_>, f: &AuditFilter) -> Result<Vec<AuditEvent>> {
 pub const PACKED_FIELD_SEP: char = '\u{1f}';
 pub const PACKED_RECORD_SEP: char = '\u{1e}';
 
-/// Reads the events with `after_seq < seq <= after_seq + limit` as one packed string per
-/// query: the database concatenates the rows, which avoids a per-row round trip and makes
-/// reading the chain about as fast as hashing it. Used to verify long chains.
-///
-/// The range is on the primary key, so the scan is a plain range of the table's B-tree
-/// (no sort, no subquery, no LIMIT); the concatenation follows that scan, in `seq` order.
+/// Reads up to `limit` events after `after_seq` as one packed string per query: the database
+/// concatenates the rows, which avoids a per-row round trip and makes reading the chain
+/// about as fast as hashing it. Used to verify long chains.
 async fn packed_chunk(c: Conn<'_>, after_seq: i64, limit: i64) -> Result<String> {
     let text: Option<String> = match c {
         Conn::Sqlite(c) => sqlx::query_scalar(
             "SELECT group_concat(seq || char(31) || at || char(31) || actor || char(31) || action || char(31) \
              || subject || char(31) || payload || char(31) || prev_hash || char(31) || hash, char(30)) \
-             FROM audit_events WHERE seq > $1 AND seq <= $2",
+             FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2)",
         )
         .bind(after_seq)
-        .bind(after_seq.saturating_add(limit))
+        .bind(limit)
         .fetch_one(&mut *c)
         .await?,
         Conn::Postgres(c) => sqlx::query_scalar(
             "SELECT string_agg(seq::text || chr(31) || at || chr(31) || actor || chr(31) || action || chr(31) \
              || subject || chr(31) || payload || chr(31) || prev_hash || chr(31) || hash, chr(30) ORDER BY seq) \
-             FROM audit_events WHERE seq > $1 AND seq <= $2",
+             FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2) page",
         )
         .bind(after_seq)
-        .bind(after_seq.saturating_add(limit))
+        .bind(limit)
         .fetch_one(&mut *c)
         .await?,
     };
@@ -142,7 +139,7 @@ reads! {
     /// Events in sequence order after `after_seq`, filtered, at most `limit` (1000 if 0).
     fn list_audit(f: &AuditFilter) -> Vec<AuditEvent> => page;
     fn count_audit() -> i64 => count;
-    /// Events with `after_seq < seq <= after_seq + limit`, read in one query as packed text: fields
+    /// Events after `after_seq`, at most `limit`, read in one query as packed text: fields
     /// separated by [`PACKED_FIELD_SEP`], events by [`PACKED_RECORD_SEP`], in the column
     /// order seq, at, actor, action, subject, payload, prev_hash, hash. Empty when none.
     fn audit_packed(after_seq: i64, limit: i64) -> String => packed_chunk;
@@ -186,51 +183,38 @@ impl Tx {
     }
 }
 
-/// Rows per multi-row INSERT: 8 parameters each, 4,000 in all, under both backends' limits
-/// (SQLite 32,766, PostgreSQL 65,535). Each distinct statement is prepared once per
-/// connection and reused from sqlx's statement cache.
-const INSERT_ROWS: usize = 500;
+/// Rows per multi-row INSERT: 8 parameters each, well under both backends' limits.
+const INSERT_ROWS: usize = 250;
 
-/// The multi-row INSERT for `rows` events. SQLite gets anonymous `?` parameters: sqlx looks
-/// up every numbered parameter's name, and SQLite finds a name by a linear scan of the
-/// statement's parameter list, which makes binding `$1…$4000` quadratic (it cost more than
-/// the insert itself). PostgreSQL gets `$1…$N`.
-fn insert_sql(rows: usize, numbered: bool) -> String {
+async fn insert_many(c: Conn<'_>, events: &[AuditEvent]) -> Result<()> {
     let mut sql = format!("INSERT INTO audit_events ({COLUMNS}) VALUES ");
-    for i in 0..rows {
+    for i in 0..events.len() {
+        let b = i * 8;
         if i > 0 {
             sql.push(',');
         }
-        if numbered {
-            let b = i * 8;
-            sql.push('(');
-            for k in 1..=8 {
-                if k > 1 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!("${}", b + k));
-            }
-            sql.push(')');
-        } else {
-            sql.push_str("(?, ?, ?, ?, ?, ?, ?, ?)");
-        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7,
+            b + 8
+        ));
     }
-    sql
-}
-
-async fn insert_many(c: Conn<'_>, events: &[AuditEvent]) -> Result<()> {
-    let numbered = matches!(c, Conn::Postgres(_));
-    let sql = insert_sql(events.len(), numbered);
     on_conn!(c, c => {
         let mut q = sqlx::query(&sql);
         for e in events {
             q = q
                 .bind(e.seq)
                 .bind(e.at.to_string())
-                .bind(e.actor.as_str())
-                .bind(e.action.as_str())
-                .bind(e.subject.as_str())
-                .bind(e.payload.as_str())
+                .bind(e.actor.clone())
+                .bind(e.action.clone())
+                .bind(e.subject.clone())
+                .bind(e.payload.clone())
                 .bind(e.prev_hash.to_hex())
                 .bind(e.hash.to_hex());
         }

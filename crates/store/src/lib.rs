@@ -212,12 +212,7 @@ impl Store {
             .pragma("cache_size", "-65536")
             // Reading long chains through memory-mapped pages saves a copy and a system call
             // per page.
-            .pragma("mmap_size", "1073741824")
-            // Checkpoint the WAL every ~40 MB instead of every 4 MB: a batch of audit events
-            // dirties index pages all over the file, and a checkpoint writes each dirty page
-            // once however many commits touched it, so fewer checkpoints write (and fsync)
-            // far less per event.
-            .pragma("wal_autocheckpoint", "10000");
+            .pragma("mmap_size", "1073741824");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(60))

@@ -500,12 +500,16 @@ pub async fn serve(cfg: &Config, a: crate::cli::ServeArgs) -> Result<ExitCode> {
         if configured.is_none() {
             on_bound_cds.set_public_url(&format!("http://{bound}"));
         }
-        println!("vigil listening on http://{bound}/api/v1");
-        println!(
+        // Whoever started the server may read only the first line and close the pipe:
+        // nothing after it may fail.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "vigil listening on http://{bound}/api/v1");
+        let _ = writeln!(
+            out,
             "CDS Hooks discovery at {}/cds-services",
             on_bound_cds.public_url()
         );
-        let _ = std::io::stdout().flush();
+        let _ = out.flush();
     })
     .await
     .context("serving the API")?;
