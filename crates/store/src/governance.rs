@@ -127,14 +127,53 @@ async fn count_users(c: Conn<'_>) -> Result<i64> {
 
 // ---- policies ---------------------------------------------------------------------------
 
-async fn latest_policy(c: Conn<'_>) -> Result<Option<PolicyRecord>> {
+/// The versioned policy tables: gate policies (governance) and monitor policies. Both keep
+/// every applied version, immutable, under the same columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PolicyKind {
+    Gate,
+    Monitor,
+}
+
+impl PolicyKind {
+    fn latest_sql(self) -> &'static str {
+        match self {
+            PolicyKind::Gate => {
+                "SELECT version, digest, source, applied_at, applied_by FROM gate_policies ORDER BY version DESC LIMIT 1"
+            }
+            PolicyKind::Monitor => {
+                "SELECT version, digest, source, applied_at, applied_by FROM monitor_policies ORDER BY version DESC LIMIT 1"
+            }
+        }
+    }
+
+    fn insert_sql(self) -> &'static str {
+        match self {
+            PolicyKind::Gate => {
+                "INSERT INTO gate_policies (version, digest, source, applied_at, applied_by) VALUES ($1, $2, $3, $4, $5)"
+            }
+            PolicyKind::Monitor => {
+                "INSERT INTO monitor_policies (version, digest, source, applied_at, applied_by) VALUES ($1, $2, $3, $4, $5)"
+            }
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            PolicyKind::Gate => "gate policy",
+            PolicyKind::Monitor => "monitor policy",
+        }
+    }
+}
+
+async fn latest_policy(c: Conn<'_>, kind: PolicyKind) -> Result<Option<PolicyRecord>> {
     let row: Option<(i64, String, String, String, String)> = on_conn!(c, c => {
-        sqlx::query_as("SELECT version, digest, source, applied_at, applied_by FROM gate_policies ORDER BY version DESC LIMIT 1")
+        sqlx::query_as(kind.latest_sql())
             .fetch_optional(&mut *c)
             .await?
     });
     row.map(|(version, d, source, at, by)| {
-        let what = format!("gate policy {version}");
+        let what = format!("{} {version}", kind.label());
         Ok(PolicyRecord {
             version,
             digest: dec(Digest::parse(&d), &what)?,
@@ -348,7 +387,7 @@ reads! {
     /// The user whose token hashes to `hash` (revoked or not: the caller decides).
     fn find_user_by_token_hash(hash: &Digest) -> Option<UserRecord> => find_user_by_token_hash;
     fn count_users() -> i64 => count_users;
-    fn latest_policy() -> Option<PolicyRecord> => latest_policy;
+    fn latest_policy(kind: PolicyKind) -> Option<PolicyRecord> => latest_policy;
     /// Releases of `model` that have left `registered`, with their stage and since when.
     fn list_stages(model: &ModelName) -> Vec<(ReleaseId, Stage, Timestamp)> => list_stages;
     /// Every stage change of `model`'s releases, oldest first.
@@ -402,9 +441,9 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn insert_policy(&mut self, p: &PolicyRecord) -> Result<()> {
+    pub async fn insert_policy(&mut self, kind: PolicyKind, p: &PolicyRecord) -> Result<()> {
         on_conn!(self.as_conn(), c => {
-            sqlx::query("INSERT INTO gate_policies (version, digest, source, applied_at, applied_by) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query(kind.insert_sql())
                 .bind(p.version)
                 .bind(p.digest.to_hex())
                 .bind(&p.source)

@@ -35,7 +35,7 @@ use vigil_domain::Digest;
 pub use audit::{AuditFilter, PACKED_FIELD_SEP, PACKED_RECORD_SEP};
 pub use cds::{CdsCardRecord, CdsClientRecord, CdsFeedbackRecord};
 pub use data_checks::DataCheckRecord;
-pub use governance::{PolicyRecord, ReviewSample, RollbackDrill, UserRecord};
+pub use governance::{PolicyKind, PolicyRecord, ReviewSample, RollbackDrill, UserRecord};
 pub use migrate::{MIGRATIONS, SchemaStatus};
 pub use monitor::{
     ControlRecord, DeliveryRecord, FiringRecord, IncidentEventRecord, IncidentRecord,

@@ -5,7 +5,7 @@
 use sqlx::Row;
 use vigil_domain::{Digest, ModelName, ReleaseId, Timestamp, UserName};
 
-use crate::{Conn, Error, PolicyRecord, Result, Tx, on_conn, reads};
+use crate::{Conn, Error, Result, Tx, on_conn, reads};
 
 fn dec<T, E: std::fmt::Display>(r: std::result::Result<T, E>, what: &str) -> Result<T> {
     r.map_err(|e| Error::corrupt(format!("{what}: {e}")))
@@ -154,25 +154,6 @@ async fn reference_profile(
             digest: dec(Digest::parse(&d), &what)?,
             summary: json(&s, &what)?,
             computed_at: ts(&at, &what)?,
-        })
-    })
-    .transpose()
-}
-
-async fn latest_monitor_policy(c: Conn<'_>) -> Result<Option<PolicyRecord>> {
-    let row: Option<(i64, String, String, String, String)> = on_conn!(c, c => {
-        sqlx::query_as("SELECT version, digest, source, applied_at, applied_by FROM monitor_policies ORDER BY version DESC LIMIT 1")
-            .fetch_optional(&mut *c)
-            .await?
-    });
-    row.map(|(version, d, source, at, by)| {
-        let what = format!("monitor policy {version}");
-        Ok(PolicyRecord {
-            version,
-            digest: dec(Digest::parse(&d), &what)?,
-            source,
-            applied_at: ts(&at, &what)?,
-            applied_by: dec(UserName::parse(&by), &what)?,
         })
     })
     .transpose()
@@ -534,7 +515,6 @@ reads! {
     /// A release's reference profile, if computed.
     fn reference_profile(release: &ReleaseId) -> Option<ReferenceProfileRecord> => reference_profile;
     /// The monitor policy in force, if one was applied.
-    fn latest_monitor_policy() -> Option<PolicyRecord> => latest_monitor_policy;
     /// Outcomes for these keys.
     fn find_outcomes(key_kind: &str, keys: &[String]) -> Vec<OutcomeRecord> => find_outcomes;
     fn count_outcomes() -> i64 => count_outcomes;
@@ -568,20 +548,6 @@ impl Tx {
                 .bind(p.digest.to_hex())
                 .bind(summary)
                 .bind(p.computed_at.to_string())
-                .execute(&mut *c)
-                .await?;
-        });
-        Ok(())
-    }
-
-    pub async fn insert_monitor_policy(&mut self, p: &PolicyRecord) -> Result<()> {
-        on_conn!(self.as_conn(), c => {
-            sqlx::query("INSERT INTO monitor_policies (version, digest, source, applied_at, applied_by) VALUES ($1, $2, $3, $4, $5)")
-                .bind(p.version)
-                .bind(p.digest.to_hex())
-                .bind(&p.source)
-                .bind(p.applied_at.to_string())
-                .bind(p.applied_by.as_str())
                 .execute(&mut *c)
                 .await?;
         });

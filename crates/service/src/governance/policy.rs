@@ -5,7 +5,7 @@ use serde_json::json;
 use vigil_domain::policy::GatePolicy;
 use vigil_domain::role::Role;
 use vigil_domain::{Digest, Timestamp, UserName};
-use vigil_store::PolicyRecord;
+use vigil_store::{PolicyKind, PolicyRecord};
 
 use crate::{Error, Result, Vigil, audit_event};
 
@@ -43,7 +43,7 @@ fn from_record(r: PolicyRecord, changed: bool) -> Result<AppliedPolicy> {
 impl Vigil {
     /// The policy in force: the latest applied version, or the built-in default.
     pub async fn current_policy(&self) -> Result<AppliedPolicy> {
-        match self.store.latest_policy().await? {
+        match self.store.latest_policy(PolicyKind::Gate).await? {
             Some(r) => from_record(r, false),
             None => Ok(AppliedPolicy {
                 version: 0,
@@ -73,14 +73,32 @@ impl Vigil {
     ) -> Result<AppliedPolicy> {
         GatePolicy::from_toml(source)
             .map_err(|e| Error::invalid("invalid_policy", e.to_string()))?;
+        let (rec, changed) = self
+            .write_policy_version(PolicyKind::Gate, actor, source, "policy.applied", json!({}))
+            .await?;
+        from_record(rec, changed)
+    }
+
+    /// Writes `source` as the next version of a versioned policy, with its audit event
+    /// (`action` on the subject `policy` or `monitor_policy`, payload `version`, `digest` and
+    /// `extra`'s fields), in one transaction under the write lock. The text already in force
+    /// is returned unchanged (`false`) and writes nothing.
+    pub(crate) async fn write_policy_version(
+        &self,
+        kind: PolicyKind,
+        actor: &UserName,
+        source: &str,
+        action: &str,
+        extra: serde_json::Value,
+    ) -> Result<(PolicyRecord, bool)> {
         let digest = Digest::of(source.as_bytes());
         let mut tx = self.store.begin().await?;
-        let latest = tx.latest_policy().await?;
+        let latest = tx.latest_policy(kind).await?;
         if let Some(l) = latest.clone()
             && l.digest == digest
         {
             tx.rollback().await?;
-            return from_record(l, false);
+            return Ok((l, false));
         }
         let rec = PolicyRecord {
             version: latest.map_or(1, |l| l.version + 1),
@@ -89,21 +107,24 @@ impl Vigil {
             applied_at: self.clock.now(),
             applied_by: actor.clone(),
         };
-        tx.insert_policy(&rec).await?;
-        let ev = audit_event(
-            actor,
-            "policy.applied",
-            "policy",
-            json!({ "version": rec.version, "digest": digest }),
-        )?;
+        tx.insert_policy(kind, &rec).await?;
+        let mut payload = json!({ "version": rec.version, "digest": digest });
+        if let (Some(p), serde_json::Value::Object(extra)) = (payload.as_object_mut(), extra) {
+            p.extend(extra);
+        }
+        let subject = match kind {
+            PolicyKind::Gate => "policy",
+            PolicyKind::Monitor => "monitor_policy",
+        };
+        let ev = audit_event(actor, action, subject, payload)?;
         tx.append_audit(rec.applied_at, &ev).await?;
         tx.commit().await?;
-        from_record(rec, true)
+        Ok((rec, true))
     }
 
     /// Applies the built-in policy when the store has none (at `vigil init`).
     pub async fn ensure_policy(&self, actor: &UserName) -> Result<Option<AppliedPolicy>> {
-        if self.store.latest_policy().await?.is_some() {
+        if self.store.latest_policy(PolicyKind::Gate).await?.is_some() {
             return Ok(None);
         }
         self.write_policy(actor, DEFAULT_POLICY).await.map(Some)

@@ -17,7 +17,7 @@ use serde_json::json;
 use vigil_domain::monitor::MonitorPolicy;
 use vigil_domain::role::Role;
 use vigil_domain::{Digest, ModelName, Timestamp, UserName};
-use vigil_store::{ControlRecord, PolicyRecord};
+use vigil_store::{ControlRecord, PolicyKind, PolicyRecord};
 
 use crate::{Error, Result, Vigil, audit_event};
 
@@ -76,7 +76,7 @@ impl Vigil {
     /// The monitor policy in force, if one has been applied.
     pub async fn current_monitor_policy(&self) -> Result<Option<AppliedMonitorPolicy>> {
         self.store
-            .latest_monitor_policy()
+            .latest_policy(PolicyKind::Monitor)
             .await?
             .map(|r| from_record(r, false))
             .transpose()
@@ -111,32 +111,16 @@ impl Vigil {
                 ));
             }
         }
-        let digest = Digest::of(source.as_bytes());
-        let mut tx = self.store.begin().await?;
-        let latest = tx.latest_monitor_policy().await?;
-        if let Some(l) = latest.clone()
-            && l.digest == digest
-        {
-            tx.rollback().await?;
-            return from_record(l, false);
-        }
-        let rec = PolicyRecord {
-            version: latest.map_or(1, |l| l.version + 1),
-            digest,
-            source: source.to_owned(),
-            applied_at: self.clock.now(),
-            applied_by: actor.clone(),
-        };
-        tx.insert_monitor_policy(&rec).await?;
-        let ev = audit_event(
-            actor,
-            "monitor_policy.applied",
-            "monitor_policy",
-            json!({ "version": rec.version, "digest": digest, "rules": policy.rules.len() }),
-        )?;
-        tx.append_audit(rec.applied_at, &ev).await?;
-        tx.commit().await?;
-        from_record(rec, true)
+        let (rec, changed) = self
+            .write_policy_version(
+                PolicyKind::Monitor,
+                actor,
+                source,
+                "monitor_policy.applied",
+                json!({ "rules": policy.rules.len() }),
+            )
+            .await?;
+        from_record(rec, changed)
     }
 
     /// The controls in force on `model`'s deployment.
