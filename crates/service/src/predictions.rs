@@ -21,9 +21,10 @@ pub const SECRETS_DIR: &str = "secrets";
 /// The pseudonymisation key's file inside [`SECRETS_DIR`].
 pub const PSEUDONYM_KEY_FILE: &str = "pseudonym.key";
 
-/// The secret behind pseudonymised keys.
+/// The secret behind pseudonymised keys, held as the HMAC state already keyed with it so
+/// that each identifier costs only its own hashing.
 #[derive(Clone)]
-pub(crate) struct PseudonymKey([u8; 32]);
+pub(crate) struct PseudonymKey(Hmac<Sha256>);
 
 impl std::fmt::Debug for PseudonymKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,7 +68,7 @@ impl PseudonymKey {
                 if let Ok(d) = std::fs::File::open(&dir) {
                     let _ = d.sync_all();
                 }
-                Ok(PseudonymKey(bytes))
+                Ok(PseudonymKey::from_bytes(&bytes))
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text =
@@ -83,15 +84,19 @@ impl PseudonymKey {
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .ok_or_else(|| key_error(path, "it does not hold 64 hexadecimal digits"))?;
-        Ok(PseudonymKey(bytes))
+        Ok(PseudonymKey::from_bytes(&bytes))
+    }
+
+    fn from_bytes(bytes: &[u8; 32]) -> PseudonymKey {
+        // A key of any length is valid for HMAC.
+        match Hmac::<Sha256>::new_from_slice(bytes) {
+            Ok(m) => PseudonymKey(m),
+            Err(_) => unreachable!("HMAC accepts keys of every length"),
+        }
     }
 
     pub(crate) fn apply(&self, kind: &str, raw: &str) -> String {
-        // A key of any length is valid for HMAC.
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.0) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC accepts keys of every length"),
-        };
+        let mut mac = self.0.clone();
         mac.update(kind.as_bytes());
         mac.update(&[0]);
         mac.update(raw.as_bytes());
@@ -163,7 +168,7 @@ mod tests {
         assert_ne!(a.apply("patient", "123"), a.apply("encounter", "123"));
         assert_ne!(a.apply("patient", "123"), a.apply("patient", "124"));
         assert!(!a.apply("patient", "123").contains("123"));
-        let other = PseudonymKey([7; 32]);
+        let other = PseudonymKey::from_bytes(&[7; 32]);
         assert_ne!(a.apply("patient", "123"), other.apply("patient", "123"));
         #[cfg(unix)]
         {
