@@ -115,6 +115,14 @@ pub enum GateRule {
     Shadow { min_days: u32, min_predictions: u64 },
     /// A rehearsed rollback of the model recorded since the release was registered.
     RollbackDrill,
+    /// Rehearsals of the model's monitor policy (`vigil simulate`) recorded within
+    /// `max_age_days`, covering each named scenario (any scenario when none is named).
+    Rehearsal {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        scenarios: Vec<String>,
+        #[serde(default = "default_rehearsal_age")]
+        max_age_days: u32,
+    },
     /// The release was registered with reference predictions of the training framework and
     /// its artifact reproduced them (within the registration tolerance, or `max_abs_diff`
     /// when the policy sets a tighter one).
@@ -145,6 +153,9 @@ fn default_max_ratio() -> f64 {
 }
 fn one() -> u32 {
     1
+}
+fn default_rehearsal_age() -> u32 {
+    90
 }
 
 /// One named gate.
@@ -288,6 +299,23 @@ fn check_rule(r: &GateRule) -> std::result::Result<(), String> {
         } if !(d.is_finite() && *d >= 0.0) => {
             return Err("max_abs_diff must be a finite number ≥ 0".into());
         }
+        GateRule::Rehearsal {
+            scenarios,
+            max_age_days,
+        } => {
+            if *max_age_days == 0 {
+                return Err("max_age_days must be at least 1".into());
+            }
+            if let Some(s) = scenarios
+                .iter()
+                .find(|s| !crate::monitor::SCENARIOS.contains(&s.as_str()))
+            {
+                return Err(format!(
+                    "unknown scenario `{s}` (known: {})",
+                    crate::monitor::SCENARIOS.join(", ")
+                ));
+            }
+        }
         GateRule::SignOff { roles, count } if roles.is_empty() || *count == 0 => {
             return Err("name at least one role and a count of at least 1".into());
         }
@@ -362,6 +390,8 @@ pub struct Evidence {
     pub equivalence: Option<Equivalence>,
     /// Times of rollback drills recorded for the model.
     pub rollback_drills: Vec<Timestamp>,
+    /// Rehearsals recorded for the model: scenario and time.
+    pub rehearsals: Vec<(String, Timestamp)>,
     pub review: ReviewSummary,
     pub sign_offs: Vec<SignOff>,
     pub exceptions: Vec<Exception>,
@@ -710,6 +740,47 @@ fn evaluate_rule(
                     Value::Null,
                 ),
             }
+        }
+        GateRule::Rehearsal {
+            scenarios,
+            max_age_days,
+        } => {
+            let since = now.minus(Duration::from_days(i64::from(*max_age_days)));
+            let recent: Vec<&(String, Timestamp)> =
+                ev.rehearsals.iter().filter(|(_, t)| *t >= since).collect();
+            let missing: Vec<&String> = scenarios
+                .iter()
+                .filter(|s| !recent.iter().any(|(r, _)| r == *s))
+                .collect();
+            let ok = !recent.is_empty() && missing.is_empty();
+            let detail = if ok {
+                format!(
+                    "{} rehearsal(s) in the last {max_age_days} days ({})",
+                    recent.len(),
+                    recent
+                        .iter()
+                        .map(|(s, _)| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else if recent.is_empty() {
+                format!("no rehearsal (`vigil simulate`) recorded in the last {max_age_days} days")
+            } else {
+                format!(
+                    "no rehearsal of {} in the last {max_age_days} days",
+                    missing
+                        .iter()
+                        .map(|s| format!("`{s}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            (
+                ok,
+                "rehearsal",
+                detail,
+                json!({"recent": recent.iter().map(|(s, t)| json!({"scenario": s, "at": t})).collect::<Vec<_>>(), "missing": missing}),
+            )
         }
         GateRule::Equivalence { max_abs_diff } => match &ev.equivalence {
             None => (

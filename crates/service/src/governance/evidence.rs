@@ -134,6 +134,13 @@ impl Vigil {
             shadow,
             equivalence: release.manifest.equivalence.clone(),
             rollback_drills: drills.iter().map(|d| d.at).collect(),
+            rehearsals: self
+                .store
+                .list_rehearsals(&model.name)
+                .await?
+                .into_iter()
+                .map(|r| (r.scenario, r.at))
+                .collect(),
             review: ReviewSummary::of(&reviews),
             sign_offs: self.store.list_sign_offs(&release.id).await?,
             exceptions: self.store.list_exceptions(&release.id).await?,
