@@ -23,6 +23,15 @@ use crate::error::{Error, Result};
 use crate::ids::ModelName;
 use crate::time::{Duration, Timestamp};
 
+/// The scenarios `vigil simulate` rehearses, by the name rehearsals are recorded under.
+pub const SCENARIOS: [&str; 5] = [
+    "stable",
+    "lab_dropout",
+    "case_mix",
+    "fahrenheit",
+    "prevalence",
+];
+
 /// What a rule watches. Drift signals name a feature; `missing_rate` may name one (without,
 /// the share of predictions with any input not usable as given).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -306,6 +315,53 @@ pub struct Revalidation {
     /// Severity of the incident opened once a release is past its review-by date.
     #[serde(default = "default_overdue_severity")]
     pub overdue_severity: Severity,
+    /// Events that send a production release to revalidation before its date.
+    #[serde(default)]
+    pub triggers: Triggers,
+}
+
+/// Event triggers for revalidation, judged on each day of predictions (`window`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Triggers {
+    /// A prediction for a site (the record's `site` context) that the training data's
+    /// `site` column does not contain.
+    #[serde(default = "yes")]
+    pub new_site: bool,
+    /// The share of a window's predictions with an input the EHR sent in a unit or under a
+    /// code the contract's mapping cannot use — a FHIR mapping or code set that changed
+    /// underneath the model. `0` turns the trigger off.
+    #[serde(default = "default_unmapped_share")]
+    pub unmapped_share: f64,
+    #[serde(default = "default_trigger_window")]
+    pub window: Duration,
+    /// Fewer predictions in the window than this judge nothing.
+    #[serde(default = "default_trigger_min")]
+    pub min_samples: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_unmapped_share() -> f64 {
+    0.05
+}
+fn default_trigger_window() -> Duration {
+    Duration::from_days(1)
+}
+fn default_trigger_min() -> u64 {
+    20
+}
+
+impl Default for Triggers {
+    fn default() -> Self {
+        Triggers {
+            new_site: true,
+            unmapped_share: default_unmapped_share(),
+            window: default_trigger_window(),
+            min_samples: default_trigger_min(),
+        }
+    }
 }
 
 fn default_notice() -> Duration {
@@ -322,6 +378,7 @@ impl Default for Revalidation {
             notice: default_notice(),
             notify: None,
             overdue_severity: default_overdue_severity(),
+            triggers: Triggers::default(),
         }
     }
 }
@@ -375,6 +432,17 @@ impl MonitorPolicy {
                     "monitor policy: revalidation: tier {tier} needs a positive interval"
                 )));
             }
+        }
+        let t = &revalidation.triggers;
+        if !(t.unmapped_share.is_finite() && (0.0..=1.0).contains(&t.unmapped_share)) {
+            return Err(Error::invalid(
+                "monitor policy: revalidation.triggers: unmapped_share must lie in [0, 1]",
+            ));
+        }
+        if t.window.as_micros() <= 0 {
+            return Err(Error::invalid(
+                "monitor policy: revalidation.triggers: window must be positive",
+            ));
         }
         if let Some(u) = &revalidation.notify {
             check_url(u)

@@ -226,6 +226,16 @@ async fn count(v: &Vigil, action: &str) -> usize {
     .len()
 }
 
+const OVERRIDE_RULE: &str = r#"
+[[rule]]
+name = "overrides"
+signal = "override_rate"
+window = "1d"
+threshold = { absolute = 0.5 }
+min_samples = 20
+action = { kind = "open_review", severity = "SEV3" }
+"#;
+
 const MISSING_RULE: &str = r#"
 [[rule]]
 name = "lactate-missing"
@@ -255,6 +265,171 @@ action = { kind = "open_review", severity = "SEV3" }
 "#;
 
 both_backends! {
+
+    async fn a_new_site_or_inputs_the_mapping_cannot_use_send_the_release_to_revalidation_once(db) {
+        let w = world(db, 1).await;
+        let v = &w.vigil;
+        v.apply_monitor_policy(&user("gov"), &MISSING_RULE.replace("ACTION", "suppress")).await.unwrap();
+        w.clock.set(DAY0.plus(Duration::from_days(20)));
+        v.simulate(&user("op"), sim(Scenario::Stable, 3, 0, false)).await.unwrap();
+        let day = |d: i64| DAY0.plus(Duration::from_days(d));
+        let m = user("vigil-monitor");
+        let profile = v.reference_profile(&m, &w.releases[0].to_string()).await.unwrap();
+        assert!(!profile.summary.sites.is_empty());
+        assert!(!profile.summary.sites.contains(&"Z".to_string()));
+        // Sites the training data covers and inputs as mapped: nothing is triggered.
+        let run = v.monitor_run(&m, day(1)).await.unwrap();
+        assert!(run.triggers.is_empty(), "{:?}", run.triggers);
+
+        // Day 1 also brings a site the training data never saw, and a temperature the
+        // EHR now sends in a unit the mapping cannot convert.
+        let day1 = v.store().list_predictions(&PredictionFilter {
+            model: Some("deterioration-risk".into()),
+            mode: Some(PredictionMode::Active),
+            since: Some(day(1)),
+            until: Some(day(2)),
+            ..PredictionFilter::default()
+        }).await.unwrap();
+        let mut extra = Vec::new();
+        for (i, r) in day1.iter().take(30).enumerate() {
+            let mut a = r.clone();
+            a.seq = None;
+            a.request_id = format!("new-site-{i}");
+            a.context["site"] = serde_json::json!("Z");
+            extra.push(a);
+            let mut b = r.clone();
+            b.seq = None;
+            b.request_id = format!("unmapped-{i}");
+            let t = b.features.iter_mut().find(|f| f.name == "temperature").unwrap();
+            t.status = "unconvertible".into();
+            t.value = None;
+            t.reason = Some("unit `K` cannot be converted to `Cel`".into());
+            extra.push(b);
+        }
+        v.record_predictions(&extra).await.unwrap();
+        let run = v.monitor_run(&m, day(2)).await.unwrap();
+        let kinds: Vec<_> = run.triggers.iter().map(|t| t.trigger).collect();
+        assert_eq!(kinds, ["new_site", "unmapped_inputs"], "{:?}", run.triggers);
+        assert!(run.triggers[0].reason.contains("site `Z`"), "{}", run.triggers[0].reason);
+        assert!(run.triggers[1].reason.contains("`temperature` 30×"), "{}", run.triggers[1].reason);
+        let status = v.revalidation_status().await.unwrap();
+        assert!(status.iter().any(|r| r.release == w.releases[0] && r.triggered));
+        // Once sent, the release is not sent again: by this server or another.
+        let other = Vigil::open(&w.loc, w.clock.clone()).await.unwrap();
+        assert!(other.monitor_run(&m, day(2)).await.unwrap().triggers.is_empty());
+        assert!(v.monitor_run(&m, day(3)).await.unwrap().triggers.is_empty());
+        assert_eq!(count(v, "release.revalidation_triggered").await, 1);
+        v.verify_audit().await.unwrap();
+    }
+
+    async fn a_gate_can_require_a_recent_rehearsal_of_named_scenarios(db) {
+        // The first release was replaced in production by the second: its way back to
+        // production passes the gates again, and the second one is there to rehearse on.
+        let w = world(db, 2).await;
+        let v = &w.vigil;
+        let release = w.releases[0].to_string();
+        let policy = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies/default.toml")).unwrap()
+            + "\n[[tiers.1.production]]\nname = \"rehearsed\"\nkind = \"rehearsal\"\nscenarios = [\"lab_dropout\"]\nmax_age_days = 30\n";
+        v.apply_policy(&user("gov"), &policy).await.unwrap();
+        let gate = || async {
+            let r = v.gates(&release, Stage::Production).await.unwrap();
+            r.gates.into_iter().find(|g| g.gate.as_str() == "rehearsed").unwrap()
+        };
+        let g = gate().await;
+        assert_eq!(g.status, vigil_domain::policy::GateStatus::Unmet);
+        assert!(g.detail.contains("no rehearsal"), "{}", g.detail);
+
+        v.apply_monitor_policy(&user("gov"), &MISSING_RULE.replace("ACTION", "suppress")).await.unwrap();
+        w.clock.set(DAY0.plus(Duration::from_days(20)));
+        v.simulate(&user("op"), sim(Scenario::Stable, 2, 0, false)).await.unwrap();
+        let g = gate().await;
+        assert_eq!(g.status, vigil_domain::policy::GateStatus::Unmet);
+        assert!(g.detail.contains("`lab_dropout`"), "{}", g.detail);
+
+        v.simulate(&user("op"), sim(Scenario::LabDropout { feature: "lactate".into() }, 3, 1, false)).await.unwrap();
+        let g = gate().await;
+        assert_eq!(g.status, vigil_domain::policy::GateStatus::Met, "{}", g.detail);
+
+        // A rehearsal grows stale.
+        w.clock.set(DAY0.plus(Duration::from_days(51)));
+        assert_eq!(gate().await.status, vigil_domain::policy::GateStatus::Unmet);
+
+        // A scenario the simulator does not know is refused when the policy is applied.
+        let bad = policy.replace("[\"lab_dropout\"]", "[\"earthquake\"]");
+        let e = v.apply_policy(&user("gov"), &bad).await.unwrap_err();
+        assert!(e.message.contains("unknown scenario `earthquake`"), "{}", e.message);
+    }
+
+    async fn the_override_rate_is_judged_from_clinician_feedback_on_the_window_s_cards(db) {
+        let w = world(db, 1).await;
+        let v = &w.vigil;
+        v.apply_monitor_policy(&user("gov"), OVERRIDE_RULE).await.unwrap();
+        w.clock.set(DAY0.plus(Duration::from_days(20)));
+        v.simulate(&user("op"), sim(Scenario::Stable, 2, 0, false)).await.unwrap();
+        let day = |d: i64| DAY0.plus(Duration::from_days(d));
+        let records = |since, until| async move {
+            v.store().list_predictions(&PredictionFilter {
+                model: Some("deterioration-risk".into()),
+                mode: Some(PredictionMode::Active),
+                since: Some(since),
+                until: Some(until),
+                ..PredictionFilter::default()
+            }).await
+        };
+        let day0 = records(day(0), day(1)).await.unwrap();
+        let day1 = records(day(1), day(2)).await.unwrap();
+        assert!(day0.len() >= 40 && day1.len() >= 40);
+        let feedback = |r: &vigil_domain::prediction::PredictionRecord, i: usize, outcome: &str| {
+            vigil_store::CdsFeedbackRecord {
+                seq: None,
+                model: "deterioration-risk".into(),
+                card_uuid: format!("card-{}-{i}", r.request_id),
+                request_id: Some(r.request_id.clone()),
+                release: Some(r.release.to_string()),
+                outcome: outcome.into(),
+                override_code: (outcome == "overridden").then(|| "already-aware".into()),
+                override_display: None,
+                user_comment: None,
+                accepted_suggestions: Vec::new(),
+                outcome_at: r.recorded_at.plus(Duration::from_secs(60)),
+                received_at: r.recorded_at.plus(Duration::from_secs(61)),
+                client_iss: "https://ehr.example.org".into(),
+            }
+        };
+        let mut tx = v.store().begin().await.unwrap();
+        // Day 0: too little feedback to judge (one override).
+        tx.insert_cds_feedback(&feedback(&day0[0], 0, "overridden")).await.unwrap();
+        // Day 1: 30 overrides and 10 acceptances, plus feedback on a card that no prediction
+        // of this deployment made, which must not count.
+        for (i, r) in day1.iter().take(40).enumerate() {
+            let outcome = if i < 30 { "overridden" } else { "accepted" };
+            tx.insert_cds_feedback(&feedback(r, i, outcome)).await.unwrap();
+        }
+        let mut stray = feedback(&day1[0], 99, "overridden");
+        stray.request_id = None;
+        tx.insert_cds_feedback(&stray).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let m = user("vigil-monitor");
+        let run = v.monitor_run(&m, day(1)).await.unwrap();
+        let e = run.evaluations.iter().find(|e| e.rule == "overrides").unwrap();
+        assert_eq!(e.signal.n, 1);
+        assert!(run.actions.is_empty(), "{:?}", run.actions);
+
+        let run = v.monitor_run(&m, day(2)).await.unwrap();
+        let e = run.evaluations.iter().find(|e| e.rule == "overrides").unwrap();
+        assert_eq!(e.signal.n, 40);
+        assert_eq!(e.signal.value, Some(0.75));
+        assert_eq!(run.actions.len(), 1, "{:?}", run.actions);
+        let incidents = v.list_incidents(false).await.unwrap();
+        assert_eq!(incidents.len(), 1);
+
+        // The monitor report shows the same number for the same window.
+        let report = v.monitor_report(&m, "deterioration-risk", Duration::from_days(1), 2, day(2), None).await.unwrap();
+        let last = report.windows.last().unwrap();
+        assert_eq!(last.signals["override_rate"].value, Some(0.75));
+        assert_eq!(last.signals["override_rate"].n, 40);
+    }
     async fn a_dropped_lab_suppresses_once_within_the_first_window_and_a_second_replica_does_nothing(db) {
         let w = world(db, 1).await;
         let v = &w.vigil;

@@ -66,7 +66,14 @@ pub struct ProfileSummary {
     pub training: SnapshotId,
     pub features: BTreeMap<String, FeatureSummary>,
     pub scores: Option<ScoreSummary>,
+    /// The sites in the training data's `site` column (empty when it has none): a
+    /// deployment that starts scoring patients of another site is sent to revalidation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<String>,
 }
+
+/// The column (of the training data) and context key (of prediction records) naming a site.
+pub const SITE_KEY: &str = "site";
 
 /// A profile with its samples, ready to compare against.
 #[derive(Clone, Debug)]
@@ -427,11 +434,27 @@ impl Vigil {
                 },
             });
         }
+        let mut sites = Vec::new();
+        if training.snapshot.columns.iter().any(|c| c == SITE_KEY) {
+            let scols = columns::read(
+                &file,
+                &[spec(SITE_KEY, ColumnType::Text)],
+                &[(SITE_KEY.to_owned(), Role::Other)],
+            )?;
+            let set: std::collections::BTreeSet<String> = columns::text(&scols, SITE_KEY)?
+                .iter()
+                .map(|s| s.trim())
+                .filter(|s| !columns::is_missing(s))
+                .map(str::to_owned)
+                .collect();
+            sites = set.into_iter().collect();
+        }
         let summary = ProfileSummary {
             release: r.id.to_string(),
             training: training.id,
             features: summaries,
             scores: score_summary,
+            sites,
         };
         Ok((summary, features, scores, labels))
     }

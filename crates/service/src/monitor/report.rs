@@ -46,7 +46,7 @@ pub struct MonitorReport {
     pub notes: Vec<String>,
 }
 
-const RATE_SIGNALS: [Signal; 9] = [
+const RATE_SIGNALS: [Signal; 10] = [
     Signal::Volume,
     Signal::MissingRate,
     Signal::FallbackRate,
@@ -56,6 +56,7 @@ const RATE_SIGNALS: [Signal; 9] = [
     Signal::LatencyP50,
     Signal::LatencyP95,
     Signal::LatencyP99,
+    Signal::OverrideRate,
 ];
 const OUTCOME_SIGNALS: [Signal; 5] = [
     Signal::Auroc,
@@ -170,8 +171,9 @@ impl Vigil {
             if k + 1 == periods {
                 latest = recs.clone();
             }
+            let feedback = self.join_feedback(&m.name, start, &recs).await?;
             windows.push(self.window_signals(
-                start, end, recs, labels, due, &contract, &profile, threshold,
+                start, end, recs, labels, feedback, due, &contract, &profile, threshold,
             ));
         }
         let refs = latest.clone();
@@ -194,6 +196,7 @@ impl Vigil {
                 } else {
                     HashMap::new()
                 };
+                let feedback = self.join_feedback(&m.name, w.start, &recs).await?;
                 groups.insert(
                     g,
                     self.window_signals(
@@ -201,6 +204,7 @@ impl Vigil {
                         w.end,
                         recs,
                         labels,
+                        feedback,
                         w.outcomes_due,
                         &contract,
                         &profile,
@@ -244,6 +248,7 @@ impl Vigil {
         end: Timestamp,
         recs: Vec<&vigil_domain::prediction::PredictionRecord>,
         labels: HashMap<usize, bool>,
+        feedback: Vec<bool>,
         due: bool,
         contract: &vigil_domain::FeatureContract,
         profile: &super::profile::ReferenceProfile,
@@ -254,6 +259,7 @@ impl Vigil {
         let w = WindowData {
             records: recs,
             labels,
+            feedback,
         };
         let mut out = BTreeMap::new();
         for s in RATE_SIGNALS {

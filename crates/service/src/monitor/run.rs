@@ -8,13 +8,13 @@
 //! judged and does nothing. Webhooks are sent after that commit by the server that wrote the
 //! firing, and their attempts recorded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
 use vigil_domain::governance::Move;
 use vigil_domain::monitor::{
-    Action, Judgement, MonitorPolicy, ReviewStatus, Rule, RuleState, Step, due_window,
+    Action, Judgement, MonitorPolicy, ReviewStatus, Rule, RuleState, Signal, Step, due_window,
     idempotency_key, judge, review_status, step,
 };
 use vigil_domain::prediction::{PredictionFilter, PredictionMode, PredictionRecord};
@@ -72,7 +72,21 @@ pub struct MonitorRun {
     pub evaluations: Vec<RuleEvaluation>,
     pub actions: Vec<ActionTaken>,
     pub revalidation: Vec<RevalidationView>,
+    /// Event triggers that sent a release to revalidation in this run.
+    pub triggers: Vec<TriggerFired>,
     pub notes: Vec<String>,
+}
+
+/// An event that sent a production release to revalidation before its date.
+#[derive(Clone, Debug, Serialize)]
+pub struct TriggerFired {
+    pub model: ModelName,
+    pub release: ReleaseId,
+    /// `new_site` or `unmapped_inputs`.
+    pub trigger: &'static str,
+    pub reason: String,
+    pub window_start: Timestamp,
+    pub window_end: Timestamp,
 }
 
 /// A production deployment.
@@ -148,6 +162,29 @@ impl Vigil {
         Ok(out)
     }
 
+    /// The clinician feedback on cards of these records (`true` for an override), from
+    /// feedback received since the window opened.
+    pub(crate) async fn join_feedback(
+        &self,
+        model: &ModelName,
+        since: Timestamp,
+        records: &[&PredictionRecord],
+    ) -> Result<Vec<bool>> {
+        let ids: HashSet<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
+        Ok(self
+            .store
+            .list_cds_feedback(model.as_str(), Some(since))
+            .await?
+            .into_iter()
+            .filter(|f| f.request_id.as_deref().is_some_and(|r| ids.contains(r)))
+            .filter_map(|f| match f.outcome.as_str() {
+                "overridden" => Some(true),
+                "accepted" => Some(false),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Active prediction records of a release in `[start, end)`.
     pub(crate) async fn window_records(
         &self,
@@ -178,6 +215,7 @@ impl Vigil {
             evaluations: Vec::new(),
             actions: Vec::new(),
             revalidation: Vec::new(),
+            triggers: Vec::new(),
             notes: Vec::new(),
         };
         let Some(applied) = self.current_monitor_policy().await? else {
@@ -232,7 +270,16 @@ impl Vigil {
                     } else {
                         HashMap::new()
                     };
-                    let w = WindowData { records, labels };
+                    let feedback = if rule.signal == Signal::OverrideRate {
+                        self.join_feedback(&d.model.name, ws, &records).await?
+                    } else {
+                        Vec::new()
+                    };
+                    let w = WindowData {
+                        records,
+                        labels,
+                        feedback,
+                    };
                     let sigma =
                         matches!(rule.threshold, vigil_domain::monitor::Threshold::Sigma(_));
                     let sv = signals::compute(
@@ -284,8 +331,117 @@ impl Vigil {
                 a.outcome = outcome;
             }
         }
+        run.triggers = self.check_triggers(actor, policy, at).await?;
         run.revalidation = self.check_revalidation(actor, policy, at).await?;
         Ok(run)
+    }
+
+    /// The event triggers of the policy's revalidation section, over the last whole window
+    /// before `at`: a site the training data does not cover, and inputs the EHR sends in a
+    /// unit or under a code the contract's FHIR mapping cannot use. Each sends the release
+    /// to revalidation once (audited with the reason).
+    async fn check_triggers(
+        &self,
+        actor: &UserName,
+        policy: &MonitorPolicy,
+        at: Timestamp,
+    ) -> Result<Vec<TriggerFired>> {
+        let t = &policy.revalidation.triggers;
+        let mut out = Vec::new();
+        if !t.new_site && t.unmapped_share <= 0.0 {
+            return Ok(out);
+        }
+        let w = t.window.as_micros();
+        let end = Timestamp::from_micros(at.as_micros().div_euclid(w) * w);
+        let start = Timestamp::from_micros(end.as_micros() - w);
+        for d in self.production_deployments().await? {
+            let records = self
+                .window_records(&d.model.name, &d.release.id, start, end)
+                .await?;
+            if (records.len() as u64) < t.min_samples.max(1) {
+                continue;
+            }
+            let mut found: Vec<(&'static str, String)> = Vec::new();
+            if t.new_site {
+                let profile = self
+                    .reference_profile(actor, &d.release.id.to_string())
+                    .await?;
+                let known = &profile.summary.sites;
+                if !known.is_empty() {
+                    let mut new: BTreeMap<String, u64> = BTreeMap::new();
+                    for r in &records {
+                        if let Some(Value::String(s)) = r.context.get(super::profile::SITE_KEY)
+                            && !known.contains(s)
+                        {
+                            *new.entry(s.clone()).or_default() += 1;
+                        }
+                    }
+                    for (site, n) in new {
+                        found.push((
+                            "new_site",
+                            format!(
+                                "{n} predictions for site `{site}`, which the training data does not cover ({})",
+                                known.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            if t.unmapped_share > 0.0 {
+                let mut by_feature: BTreeMap<&str, u64> = BTreeMap::new();
+                let mut k = 0u64;
+                for r in &records {
+                    let mut any = false;
+                    for f in r.features.iter().filter(|f| f.status == "unconvertible") {
+                        *by_feature.entry(f.name.as_str()).or_default() += 1;
+                        any = true;
+                    }
+                    k += u64::from(any);
+                }
+                let share = k as f64 / records.len() as f64;
+                if k > 0 && share >= t.unmapped_share {
+                    let list = by_feature
+                        .iter()
+                        .map(|(f, n)| format!("`{f}` {n}×"))
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    found.push((
+                        "unmapped_inputs",
+                        format!(
+                            "{:.1}% of predictions had an input in a unit or code the contract's mapping cannot use ({list}): a FHIR mapping or code set may have changed",
+                            100.0 * share
+                        ),
+                    ));
+                }
+            }
+            if found.is_empty() {
+                continue;
+            }
+            let now = self.clock.now();
+            let mut tx = self.store.begin().await?;
+            let reason = found
+                .iter()
+                .map(|(_, r)| r.as_str())
+                .collect::<Vec<_>>()
+                .join("; ");
+            let sent = self
+                .trigger_revalidation_in(&mut tx, actor, &d.release.id, &d.model.name, &reason, now)
+                .await?;
+            tx.commit().await?;
+            if sent {
+                for (trigger, reason) in found {
+                    out.push(TriggerFired {
+                        model: d.model.name.clone(),
+                        release: d.release.id,
+                        trigger,
+                        reason,
+                        window_start: start,
+                        window_end: end,
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// [`Self::monitor_run`] at `now` as the server's monitor: what `vigil serve` calls on

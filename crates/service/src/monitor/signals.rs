@@ -27,6 +27,9 @@ pub struct WindowData<'a> {
     pub records: Vec<&'a PredictionRecord>,
     /// Label per record index into `records` (only records with an outcome).
     pub labels: HashMap<usize, bool>,
+    /// Clinician feedback on the cards of these records: `true` for each override, `false`
+    /// for each acceptance (loaded only for the override rate).
+    pub feedback: Vec<bool>,
 }
 
 /// A signal's value, its baseline and how it was reached.
@@ -319,7 +322,13 @@ pub fn compute(
             out.value = (!l.is_empty()).then(|| percentile_sorted(&l, q));
         }
         Signal::OverrideRate => {
-            out.reason = Some("no clinician feedback is recorded for this deployment".into());
+            out.n = w.feedback.len() as u64;
+            let k = w.feedback.iter().filter(|o| **o).count() as u64;
+            out.value = rate(k, out.n);
+            if out.value.is_none() {
+                out.reason =
+                    Some("no clinician feedback on this window's cards is recorded".into());
+            }
         }
         Signal::Auroc
         | Signal::CalibrationIntercept
