@@ -3,7 +3,7 @@
 use sqlx::Row;
 use vigil_domain::{AuditEvent, Digest, NewAuditEvent, Timestamp};
 
-use crate::{Conn, Error, Result, Tx, on_conn, reads};
+use crate::{Conn, Error, Result, Tx, on_conn, reads, values_list};
 
 /// Which events to list.
 #[derive(Clone, Debug, Default)]
@@ -187,36 +187,26 @@ impl Tx {
 const INSERT_ROWS: usize = 250;
 
 async fn insert_many(c: Conn<'_>, events: &[AuditEvent]) -> Result<()> {
-    let mut sql = format!("INSERT INTO audit_events ({COLUMNS}) VALUES ");
-    for i in 0..events.len() {
-        let b = i * 8;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8
-        ));
-    }
+    let sql = format!(
+        "INSERT INTO audit_events ({COLUMNS}) VALUES {}",
+        values_list(c.kind(), events.len(), 8)
+    );
+    let texts: Vec<(String, String, String)> = events
+        .iter()
+        .map(|e| (e.at.to_string(), e.prev_hash.to_hex(), e.hash.to_hex()))
+        .collect();
     on_conn!(c, c => {
         let mut q = sqlx::query(&sql);
-        for e in events {
+        for (e, (at, prev_hash, hash)) in events.iter().zip(&texts) {
             q = q
                 .bind(e.seq)
-                .bind(e.at.to_string())
-                .bind(e.actor.clone())
-                .bind(e.action.clone())
-                .bind(e.subject.clone())
-                .bind(e.payload.clone())
-                .bind(e.prev_hash.to_hex())
-                .bind(e.hash.to_hex());
+                .bind(at.as_str())
+                .bind(e.actor.as_str())
+                .bind(e.action.as_str())
+                .bind(e.subject.as_str())
+                .bind(e.payload.as_str())
+                .bind(prev_hash.as_str())
+                .bind(hash.as_str());
         }
         q.execute(&mut *c).await?;
     });
