@@ -3,7 +3,7 @@
 use sqlx::Row;
 use vigil_domain::{AuditEvent, Digest, NewAuditEvent, Timestamp};
 
-use crate::{Conn, Error, Result, Tx, on_conn, reads};
+use crate::{Conn, Error, Result, Tx, on_conn, reads, values_list};
 
 /// Which events to list.
 #[derive(Clone, Debug, Default)]
@@ -100,31 +100,42 @@ async fn page(c: Conn<'_>, f: &AuditFilter) -> Result<Vec<AuditEvent>> {
 pub const PACKED_FIELD_SEP: char = '\u{1f}';
 pub const PACKED_RECORD_SEP: char = '\u{1e}';
 
-/// Reads up to `limit` events after `after_seq` as one packed string per query: the database
-/// concatenates the rows, which avoids a per-row round trip and makes reading the chain
-/// about as fast as hashing it. Used to verify long chains.
-async fn packed_chunk(c: Conn<'_>, after_seq: i64, limit: i64) -> Result<String> {
+/// Reads the events with `after <= seq <= last`, in sequence order, as one packed string:
+/// the database concatenates the rows, which avoids a per-row round trip and makes reading
+/// the chain about as fast as hashing it. Used to verify long chains.
+///
+/// On SQLite the rows are read by a range scan of the table's rowid (the sequence number),
+/// which yields them in order; `concat_ws` joins a row's fields in one allocation, where a
+/// chain of `||` would copy the growing row once per field.
+async fn packed_range(c: Conn<'_>, after: i64, last: i64) -> Result<String> {
     let text: Option<String> = match c {
         Conn::Sqlite(c) => sqlx::query_scalar(
-            "SELECT group_concat(seq || char(31) || at || char(31) || actor || char(31) || action || char(31) \
-             || subject || char(31) || payload || char(31) || prev_hash || char(31) || hash, char(30)) \
-             FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2)",
+            "SELECT group_concat(concat_ws(char(31), seq, at, actor, action, subject, payload, prev_hash, hash), char(30)) \
+             FROM audit_events WHERE seq >= $1 AND seq <= $2",
         )
-        .bind(after_seq)
-        .bind(limit)
+        .bind(after)
+        .bind(last)
         .fetch_one(&mut *c)
         .await?,
         Conn::Postgres(c) => sqlx::query_scalar(
-            "SELECT string_agg(seq::text || chr(31) || at || chr(31) || actor || chr(31) || action || chr(31) \
-             || subject || chr(31) || payload || chr(31) || prev_hash || chr(31) || hash, chr(30) ORDER BY seq) \
-             FROM (SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2) page",
+            "SELECT string_agg(concat_ws(chr(31), seq, at, actor, action, subject, payload, prev_hash, hash), chr(30) ORDER BY seq) \
+             FROM audit_events WHERE seq >= $1 AND seq <= $2",
         )
-        .bind(after_seq)
-        .bind(limit)
+        .bind(after)
+        .bind(last)
         .fetch_one(&mut *c)
         .await?,
     };
     Ok(text.unwrap_or_default())
+}
+
+async fn seq_after(c: Conn<'_>, after: i64) -> Result<Option<i64>> {
+    Ok(on_conn!(c, c => {
+        sqlx::query_scalar("SELECT min(seq) FROM audit_events WHERE seq > $1")
+            .bind(after)
+            .fetch_one(&mut *c)
+            .await?
+    }))
 }
 
 async fn count(c: Conn<'_>) -> Result<i64> {
@@ -139,10 +150,13 @@ reads! {
     /// Events in sequence order after `after_seq`, filtered, at most `limit` (1000 if 0).
     fn list_audit(f: &AuditFilter) -> Vec<AuditEvent> => page;
     fn count_audit() -> i64 => count;
-    /// Events after `after_seq`, at most `limit`, read in one query as packed text: fields
-    /// separated by [`PACKED_FIELD_SEP`], events by [`PACKED_RECORD_SEP`], in the column
-    /// order seq, at, actor, action, subject, payload, prev_hash, hash. Empty when none.
-    fn audit_packed(after_seq: i64, limit: i64) -> String => packed_chunk;
+    /// Events with `after <= seq <= last`, read in one query as packed text: fields
+    /// separated by [`PACKED_FIELD_SEP`], events by [`PACKED_RECORD_SEP`], in sequence order
+    /// and the column order seq, at, actor, action, subject, payload, prev_hash, hash.
+    /// Empty when none.
+    fn audit_packed_range(after: i64, last: i64) -> String => packed_range;
+    /// The smallest sequence number after `after`, if any.
+    fn audit_seq_after(after: i64) -> Option<i64> => seq_after;
 }
 
 impl Tx {
@@ -187,36 +201,26 @@ impl Tx {
 const INSERT_ROWS: usize = 250;
 
 async fn insert_many(c: Conn<'_>, events: &[AuditEvent]) -> Result<()> {
-    let mut sql = format!("INSERT INTO audit_events ({COLUMNS}) VALUES ");
-    for i in 0..events.len() {
-        let b = i * 8;
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8
-        ));
-    }
+    let sql = format!(
+        "INSERT INTO audit_events ({COLUMNS}) VALUES {}",
+        values_list(c.kind(), events.len(), 8)
+    );
+    let texts: Vec<(String, String, String)> = events
+        .iter()
+        .map(|e| (e.at.to_string(), e.prev_hash.to_hex(), e.hash.to_hex()))
+        .collect();
     on_conn!(c, c => {
         let mut q = sqlx::query(&sql);
-        for e in events {
+        for (e, (at, prev_hash, hash)) in events.iter().zip(&texts) {
             q = q
                 .bind(e.seq)
-                .bind(e.at.to_string())
-                .bind(e.actor.clone())
-                .bind(e.action.clone())
-                .bind(e.subject.clone())
-                .bind(e.payload.clone())
-                .bind(e.prev_hash.to_hex())
-                .bind(e.hash.to_hex());
+                .bind(at.as_str())
+                .bind(e.actor.as_str())
+                .bind(e.action.as_str())
+                .bind(e.subject.as_str())
+                .bind(e.payload.as_str())
+                .bind(prev_hash.as_str())
+                .bind(hash.as_str());
         }
         q.execute(&mut *c).await?;
     });

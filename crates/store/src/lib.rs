@@ -3,7 +3,8 @@
 //!
 //! Every query is written once and compiled for both backends by [`on_conn!`]: the two
 //! branches are the same tokens, so they cannot drift apart. Placeholders are `$1, $2, …`
-//! in order of first use, which both SQLite and PostgreSQL accept.
+//! in order of first use, which both SQLite and PostgreSQL accept — except in multi-row
+//! INSERTs, whose `VALUES` list comes from [`values_list`] (see there why).
 //!
 //! Write transactions ([`Store::begin`]) take the store's write lock first — `BEGIN
 //! IMMEDIATE` on SQLite, a transaction-scoped advisory lock on PostgreSQL — so that reading
@@ -110,6 +111,15 @@ pub(crate) enum Conn<'a> {
     Postgres(&'a mut PgConnection),
 }
 
+impl Conn<'_> {
+    pub(crate) fn kind(&self) -> BackendKind {
+        match self {
+            Conn::Sqlite(_) => BackendKind::Sqlite,
+            Conn::Postgres(_) => BackendKind::Postgres,
+        }
+    }
+}
+
 /// Creates an empty PostgreSQL database on the server at `server_url` (for tests and for
 /// provisioning). `name` must be a plain identifier.
 pub async fn create_postgres_database(server_url: &str, name: &str) -> Result<()> {
@@ -149,6 +159,37 @@ fn check_identifier(name: &str) -> Result<()> {
             "`{name}` is not a plain database name"
         )))
     }
+}
+
+/// The `VALUES` tuples of a multi-row INSERT: `rows` tuples of `cols` placeholders each,
+/// bound row by row in column order.
+///
+/// On SQLite the placeholders are anonymous (`?`): sqlx binds a numbered `$N` parameter by
+/// asking SQLite for its name, which SQLite finds by a linear scan of the statement's
+/// parameter list, so a statement with thousands of `$N` parameters costs time quadratic in
+/// their count (a million audit appends spent most of two minutes there). PostgreSQL only
+/// accepts numbered placeholders, and binds them in linear time.
+pub(crate) fn values_list(kind: BackendKind, rows: usize, cols: usize) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(rows * cols * 6);
+    let mut n = 0;
+    for r in 0..rows {
+        s.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            n += 1;
+            match kind {
+                BackendKind::Sqlite => s.push('?'),
+                BackendKind::Postgres => {
+                    let _ = write!(s, "${n}");
+                }
+            }
+        }
+        s.push(')');
+    }
+    s
 }
 
 /// Runs the same body against whichever backend `conn` is.
@@ -212,7 +253,12 @@ impl Store {
             .pragma("cache_size", "-65536")
             // Reading long chains through memory-mapped pages saves a copy and a system call
             // per page.
-            .pragma("mmap_size", "1073741824");
+            .pragma("mmap_size", "1073741824")
+            // Checkpoint the WAL into the database every 10,000 pages (about 40 MB) rather
+            // than SQLite's default 1,000: a batch of audit events dirties pages all over the
+            // subject and action indexes, so the default checkpointed after nearly every
+            // batch and wrote those pages out again each time.
+            .pragma("wal_autocheckpoint", "10000");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(60))
@@ -321,4 +367,22 @@ pub(crate) use reads;
 /// Reads a text column, a JSON column or a digest column from a row of either backend.
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| Error::corrupt(format!("{what}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_list_is_anonymous_on_sqlite_and_numbered_on_postgres() {
+        assert_eq!(
+            values_list(BackendKind::Sqlite, 2, 3),
+            "(?, ?, ?), (?, ?, ?)"
+        );
+        assert_eq!(
+            values_list(BackendKind::Postgres, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(values_list(BackendKind::Postgres, 1, 1), "($1)");
+    }
 }

@@ -5,9 +5,9 @@ use sqlx::Row;
 use vigil_domain::prediction::{FeatureRecord, PredictionFilter, PredictionMode, PredictionRecord};
 use vigil_domain::{ReleaseId, Timestamp};
 
-use crate::{Backend, Conn, Error, Result, Store, on_conn};
+use crate::{Backend, Conn, Error, Result, Store, on_conn, values_list};
 
-/// Rows per INSERT statement: 15 parameters each stays far below both backends' limits.
+/// Rows per INSERT statement: 14 parameters each stays far below both backends' limits.
 const ROWS_PER_STATEMENT: usize = 500;
 
 const INSERT_HEAD: &str = "INSERT INTO predictions (request_id, mode, recorded_at, model, \
@@ -38,25 +38,38 @@ fn encode(records: &[PredictionRecord]) -> Result<Vec<Encoded<'_>>> {
         .collect()
 }
 
-macro_rules! push_rows {
-    ($qb:expr, $chunk:expr) => {
-        $qb.push_values($chunk.iter(), |mut b, e| {
-            b.push_bind(e.r.request_id.as_str())
-                .push_bind(e.r.mode.as_str())
-                .push_bind(e.r.recorded_at.to_string())
-                .push_bind(e.r.model.as_str())
-                .push_bind(e.r.release.to_string())
-                .push_bind(e.r.channel.as_str())
-                .push_bind(e.r.patient_key.as_deref())
-                .push_bind(e.r.encounter_key.as_deref())
-                .push_bind(e.features.as_str())
-                .push_bind(e.r.score)
-                .push_bind(e.r.decision.as_deref())
-                .push_bind(e.r.fallback_reason.as_deref())
-                .push_bind(e.r.latency_us)
-                .push_bind(e.context.as_str());
-        })
-    };
+/// Inserts one statement's worth of records.
+async fn insert_rows(c: Conn<'_>, chunk: &[Encoded<'_>]) -> Result<()> {
+    let sql = format!(
+        "{INSERT_HEAD}VALUES {}",
+        values_list(c.kind(), chunk.len(), 14)
+    );
+    let texts: Vec<(String, String)> = chunk
+        .iter()
+        .map(|e| (e.r.recorded_at.to_string(), e.r.release.to_string()))
+        .collect();
+    on_conn!(c, c => {
+        let mut q = sqlx::query(&sql);
+        for (e, (recorded_at, release)) in chunk.iter().zip(&texts) {
+            q = q
+                .bind(e.r.request_id.as_str())
+                .bind(e.r.mode.as_str())
+                .bind(recorded_at.as_str())
+                .bind(e.r.model.as_str())
+                .bind(release.as_str())
+                .bind(e.r.channel.as_str())
+                .bind(e.r.patient_key.as_deref())
+                .bind(e.r.encounter_key.as_deref())
+                .bind(e.features.as_str())
+                .bind(e.r.score)
+                .bind(e.r.decision.as_deref())
+                .bind(e.r.fallback_reason.as_deref())
+                .bind(e.r.latency_us)
+                .bind(e.context.as_str());
+        }
+        q.execute(&mut *c).await?;
+    });
+    Ok(())
 }
 
 impl Store {
@@ -72,18 +85,14 @@ impl Store {
             Backend::Sqlite(p) => {
                 let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
                 for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
-                    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(INSERT_HEAD);
-                    push_rows!(qb, chunk);
-                    qb.build().execute(&mut *tx).await?;
+                    insert_rows(Conn::Sqlite(&mut tx), chunk).await?;
                 }
                 tx.commit().await?;
             }
             Backend::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
-                    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT_HEAD);
-                    push_rows!(qb, chunk);
-                    qb.build().execute(&mut *tx).await?;
+                    insert_rows(Conn::Postgres(&mut tx), chunk).await?;
                 }
                 tx.commit().await?;
             }
