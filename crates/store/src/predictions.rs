@@ -5,7 +5,7 @@ use sqlx::Row;
 use vigil_domain::prediction::{FeatureRecord, PredictionFilter, PredictionMode, PredictionRecord};
 use vigil_domain::{ReleaseId, Timestamp};
 
-use crate::{Backend, Conn, Error, Result, Store, on_conn};
+use crate::{Backend, Conn, Error, Result, Store, Tx, on_conn};
 
 /// Rows per INSERT statement: 15 parameters each stays far below both backends' limits.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -91,6 +91,37 @@ impl Store {
         Ok(())
     }
 
+}
+
+impl Tx {
+    /// Writes a batch of records inside the caller's transaction (durable at its commit).
+    /// A record whose `(request_id, mode)` exists already fails (see [`Error::is_conflict`]).
+    pub async fn insert_predictions(&mut self, records: &[PredictionRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let encoded = encode(records)?;
+        match self.as_conn() {
+            Conn::Sqlite(c) => {
+                for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(INSERT_HEAD);
+                    push_rows!(qb, chunk);
+                    qb.build().execute(&mut *c).await?;
+                }
+            }
+            Conn::Postgres(c) => {
+                for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT_HEAD);
+                    push_rows!(qb, chunk);
+                    qb.build().execute(&mut *c).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
     /// Records matching the filter, in sequence (write) order.
     pub async fn list_predictions(&self, f: &PredictionFilter) -> Result<Vec<PredictionRecord>> {
         let mut pc = self.acquire().await?;
