@@ -3,6 +3,9 @@
 # fixed rate by a load generator (open loop; latency from each call's scheduled time), against
 # `vigil serve` on the embedded SQLite store. Every answered call must be a durable prediction
 # record: the script counts them afterwards.
+# Client tokens are pre-minted, one per call with its own jti, signed RS384 (RSA-2048) by
+# default or ES384 (P-384) with VIGIL_BENCH_ALG=es384; the load generator also prints what
+# verifying one token costs.
 # Usage: bench/cds/run.sh [RATE] [SECONDS]   (default 1000 calls/s for 10 s)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,6 +21,6 @@ port=$((20000 + RANDOM % 20000))
 "$bin/vigil" --home "$home" --public-url "http://127.0.0.1:$port" serve --addr "127.0.0.1:$port" >/dev/null &
 server=$!
 for _ in $(seq 50); do curl -s "http://127.0.0.1:$port/api/v1/openapi.json" >/dev/null && break; sleep 0.1; done
-"$bin/examples/bench_cds" load "http://127.0.0.1:$port" "$data" "$rate" "$secs"
+"$bin/examples/bench_cds" load "http://127.0.0.1:$port" "$data" "$rate" "$secs" "${VIGIL_BENCH_ALG:-rs384}" "$home"
 kill "$server"; wait "$server" 2>/dev/null || true
 echo "prediction records on channel cds: $("$bin/vigil" --home "$home" predictions list --model deterioration-risk --json 2>/dev/null | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r.get("channel")=="cds"))' || echo "(vigil predictions list not available)")"

@@ -1,7 +1,10 @@
 //! Load generator for `bench/cds/run.sh`: `setup HOME DATA` makes a home with the example
-//! model in production and the specification's client key registered; `load URL DATA RATE
-//! SECS` posts patient-view calls with a 30-observation prefetch at a fixed rate (open loop,
-//! latency measured from each call's scheduled time) and prints throughput and percentiles.
+//! model in production and a client registered with two keys — the specification's P-384
+//! key (ES384) and an RSA-2048 key generated here (RS384, its private half kept in the home);
+//! `load URL DATA RATE SECS [rs384|es384 HOME]` pre-mints one token per call (distinct `jti`s),
+//! measures what verifying one costs, then posts patient-view calls with a 30-observation
+//! prefetch at a fixed rate (open loop, latency measured from each call's scheduled time) and
+//! prints throughput and percentiles.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use serde_json::{Value, json};
-use vigil_cds::jwt::{Es384Signer, Jwk};
+use rsa::signature::{SignatureEncoding, Signer};
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+use vigil_cds::jwt::{self, Es384Signer, Jwk, Jwks, KeySource, b64url, sign_with};
 use vigil_domain::governance::Decision;
 use vigil_domain::policy::{DataCheckSummary, EvaluationSummary, SubgroupMetrics};
 use vigil_domain::role::Role;
@@ -82,6 +87,69 @@ fn user(s: &str) -> UserName {
 
 static DATA: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
+/// The operating system's random source, for generating the RSA key.
+struct OsRandom;
+
+impl rsa::rand_core::RngCore for OsRandom {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        getrandom::fill(dest).unwrap();
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> std::result::Result<(), rsa::rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rsa::rand_core::CryptoRng for OsRandom {}
+
+const RSA_KID: &str = "bench-rs384";
+const RSA_FILE: &str = "bench-rs384-key.json";
+
+fn hex(b: &rsa::BigUint) -> String {
+    b.to_bytes_be().iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> rsa::BigUint {
+    let bytes: Vec<u8> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect();
+    rsa::BigUint::from_bytes_be(&bytes)
+}
+
+/// A new RSA-2048 key: its private parts written to `home`, its public JWK returned.
+fn new_rsa_key(home: &std::path::Path) -> Value {
+    let key = rsa::RsaPrivateKey::new(&mut OsRandom, 2048).unwrap();
+    let primes: Vec<String> = key.primes().iter().map(hex).collect();
+    let private = json!({"n": hex(key.n()), "e": hex(key.e()), "d": hex(key.d()), "primes": primes});
+    std::fs::write(home.join(RSA_FILE), private.to_string()).unwrap();
+    json!({"kty": "RSA", "kid": RSA_KID, "alg": "RS384", "use": "sig",
+           "n": b64url(&key.n().to_bytes_be()), "e": b64url(&key.e().to_bytes_be())})
+}
+
+fn rsa_signer(home: &std::path::Path) -> rsa::pkcs1v15::SigningKey<rsa::sha2::Sha384> {
+    let v: Value = serde_json::from_slice(&std::fs::read(home.join(RSA_FILE)).unwrap()).unwrap();
+    let primes = v["primes"].as_array().unwrap().iter().map(|p| unhex(p.as_str().unwrap())).collect();
+    let key = rsa::RsaPrivateKey::from_components(
+        unhex(v["n"].as_str().unwrap()),
+        unhex(v["e"].as_str().unwrap()),
+        unhex(v["d"].as_str().unwrap()),
+        primes,
+    )
+    .unwrap();
+    rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha384>::new(key)
+}
+
 fn read_json(rel: &str) -> Value {
     serde_json::from_slice(&std::fs::read(DATA.get().unwrap().join(rel)).unwrap()).unwrap()
 }
@@ -117,6 +185,7 @@ fn observations() -> Vec<Value> {
 }
 
 async fn setup(home: PathBuf) {
+    let rsa_jwk = new_rsa_key(&home);
     let loc = Location {
         home,
         database_url: None,
@@ -204,8 +273,10 @@ async fn setup(home: PathBuf) {
             .join("cds-hooks/v3ballot__30_json-web-key-set-public-key.json"),
     )
     .unwrap();
+    let mut jwks: Value = serde_json::from_str(&jwks).unwrap();
+    jwks["keys"].as_array_mut().unwrap().push(rsa_jwk);
     vigil
-        .add_cds_client(&user("op"), ISS, ClientKeys::Jwks(jwks))
+        .add_cds_client(&user("op"), ISS, ClientKeys::Jwks(jwks.to_string()))
         .await
         .unwrap();
 }
@@ -231,12 +302,43 @@ fn prefetch_bundle(now: Timestamp) -> Value {
     json!({"resourceType": "Bundle", "type": "searchset", "entry": out.iter().map(|r| json!({"resource": r})).collect::<Vec<_>>()})
 }
 
-async fn load(url: String, rate: u64, secs: u64) {
-    let jwk: Jwk = serde_json::from_value(read_json(
-        "cds-hooks/v3ballot__31_json-web-key-private-key.json",
-    ))
-    .unwrap();
-    let signer = Es384Signer::from_private_jwk(&jwk).unwrap();
+/// Signs client tokens with one of the registered keys.
+enum Minter {
+    Es384(Es384Signer),
+    Rs384(rsa::pkcs1v15::SigningKey<rsa::sha2::Sha384>),
+}
+
+impl Minter {
+    fn alg(&self) -> &'static str {
+        match self {
+            Minter::Es384(_) => "ES384",
+            Minter::Rs384(_) => "RS384",
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        match self {
+            Minter::Es384(s) => s.sign(claims, None),
+            Minter::Rs384(k) => sign_with(
+                &json!({"alg": "RS384", "typ": "JWT", "kid": RSA_KID}),
+                claims,
+                |msg| k.sign(msg).to_vec(),
+            ),
+        }
+    }
+}
+
+async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf>) {
+    let minter = match alg {
+        "es384" => {
+            let jwk: Jwk = serde_json::from_value(read_json(
+                "cds-hooks/v3ballot__31_json-web-key-private-key.json",
+            ))
+            .unwrap();
+            Minter::Es384(Es384Signer::from_private_jwk(&jwk).unwrap())
+        }
+        _ => Minter::Rs384(rsa_signer(&home.expect("rs384 needs the HOME of `setup`"))),
+    };
     let n = (rate * secs) as usize;
     let now = SystemClock.now_ts();
     let aud = format!("{url}/cds-services/{MODEL}");
@@ -256,19 +358,41 @@ async fn load(url: String, rate: u64, secs: u64) {
     ] {
         req["prefetch"][k] = json!({"resourceType": "Bundle", "type": "searchset"});
     }
-    // Tokens are minted before the run: signing is the EHR's cost, not Vigil's.
+    // Tokens are minted before the run (one per call, each with its own jti): signing is
+    // the EHR's cost, not Vigil's.
     let pid = std::process::id();
     let bodies: Vec<(String, String)> = (0..n)
         .map(|i| {
-            let t = signer.sign(
+            let t = minter.sign(
                 &json!({"iss": ISS, "aud": aud, "iat": now.as_unix_seconds(),
                 "exp": now.as_unix_seconds() + 280, "jti": format!("bench-{pid}-{i}")}),
-                None,
             );
             req["hookInstance"] = json!(format!("bench-{pid}-{i}"));
             (t, req.to_string())
         })
         .collect();
+    // What verifying one token costs the server (the same checks, in this process).
+    let mut keys: Value = read_json("cds-hooks/v3ballot__30_json-web-key-set-public-key.json");
+    if let Minter::Rs384(k) = &minter {
+        use rsa::pkcs1v15::VerifyingKey;
+        let public = VerifyingKey::<rsa::sha2::Sha384>::from(k.clone());
+        let pk: &rsa::RsaPublicKey = public.as_ref();
+        keys["keys"].as_array_mut().unwrap().push(json!({"kty": "RSA", "kid": RSA_KID,
+            "alg": "RS384", "n": b64url(&pk.n().to_bytes_be()), "e": b64url(&pk.e().to_bytes_be())}));
+    }
+    let keys = Jwks::parse(&keys.to_string()).unwrap();
+    let sample = bodies.len().min(200);
+    let t0 = Instant::now();
+    for (t, _) in &bodies[..sample] {
+        let u = jwt::decode(t).unwrap();
+        let expect = jwt::Expect { audience: &aud, now: now.as_unix_seconds(), leeway_secs: 30 };
+        jwt::verify(&u, KeySource::Static(&keys), expect).unwrap();
+    }
+    println!(
+        "tokens {}: verifying one costs {:.1} µs (this process, one core)",
+        minter.alg(),
+        t0.elapsed().as_secs_f64() * 1e6 / sample.max(1) as f64
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -339,9 +463,13 @@ async fn main() {
                 args[2].clone(),
                 args[4].parse().unwrap(),
                 args[5].parse().unwrap(),
+                args.get(6).map_or("rs384", String::as_str),
+                args.get(7).map(PathBuf::from),
             )
             .await;
         }
-        _ => eprintln!("usage: bench_cds setup HOME DATA | load URL DATA RATE SECS"),
+        _ => eprintln!(
+            "usage: bench_cds setup HOME DATA | load URL DATA RATE SECS [rs384|es384 HOME]"
+        ),
     }
 }

@@ -76,6 +76,9 @@ pub fn router(vigil: Vigil) -> Router {
 /// started with the default options.
 pub fn router_with_cds(vigil: Vigil, cds: Option<Arc<CdsService>>) -> Router {
     let serving = Serving::start(vigil.clone(), ServingOptions::default());
+    if let Some(c) = &cds {
+        c.attach(serving.clone());
+    }
     router_with(AppState { vigil, serving }, cds)
 }
 
@@ -110,17 +113,10 @@ pub async fn serve(
         .map_err(|e| std::io::Error::other(format!("loading the deployed releases: {e}")))?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     on_bound(listener.local_addr()?);
-    if let Some(c) = cds.clone() {
-        // The CDS Hooks catalog of models is reloaded every few seconds, so promotions and
-        // rollbacks take effect there without a restart.
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                if let Err(e) = c.reload().await {
-                    eprintln!("cds: reloading the models failed: {e}");
-                }
-            }
-        });
+    if let Some(c) = &cds {
+        // CDS calls are recorded by the same group commit, and the CDS catalog follows the
+        // runtime's view of the store (promotions, rollbacks, monitor controls).
+        c.attach(serving.clone());
     }
     axum::serve(listener, router_with(AppState { vigil, serving }, cds))
         .with_graceful_shutdown(shutdown_signal())

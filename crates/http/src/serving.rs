@@ -107,10 +107,17 @@ fn read_json(body: &[u8]) -> Result<Value, FieldError> {
 
 fn prediction_json(p: &Prediction) -> Value {
     let mut v = serde_json::to_value(p).unwrap_or(Value::Null);
-    if p.model_failed
+    let code = if p.disabled {
+        Some("deployment_disabled")
+    } else if p.model_failed {
+        Some("model_unavailable")
+    } else {
+        None
+    };
+    if let Some(code) = code
         && let Value::Object(m) = &mut v
     {
-        m.insert("code".into(), json!("model_unavailable"));
+        m.insert("code".into(), json!(code));
     }
     v
 }
@@ -155,7 +162,7 @@ async fn predict_inner(s: &AppState, name: &str, body: &[u8]) -> Response {
             let Some(p) = preds.first() else {
                 return ApiError(Error::internal("no prediction for a single row")).into_response();
             };
-            let status = if p.model_failed {
+            let status = if p.model_failed || p.disabled {
                 StatusCode::SERVICE_UNAVAILABLE
             } else {
                 StatusCode::OK
@@ -356,28 +363,30 @@ const NUMERIC: &[&str] = &[
     "UINT64",
 ];
 
-fn number(v: &Value, field: &str) -> Result<f64, FieldError> {
-    v.as_f64()
-        .ok_or_else(|| FieldError::new(field, "expected numbers in a numeric tensor"))
-}
-
 /// A numeric cell for a feature of type `ty` (category levels by index, booleans as 0/1).
+/// `field` names the cell, built only when the cell is refused.
 fn numeric_input(
-    x: f64,
+    v: &Value,
     ty: FeatureType,
     levels: &[String],
-    field: &str,
+    field: impl Fn() -> String,
 ) -> Result<Input, FieldError> {
+    let Some(x) = v.as_f64() else {
+        return Err(FieldError::new(
+            field(),
+            "expected numbers in a numeric tensor",
+        ));
+    };
     match ty {
         FeatureType::Float | FeatureType::Int => Ok(Input::number(x)),
         FeatureType::Bool if x == 0.0 || x == 1.0 => Ok(Input::boolean(x == 1.0)),
-        FeatureType::Bool => Err(FieldError::new(field, "a boolean feature takes 0 or 1")),
+        FeatureType::Bool => Err(FieldError::new(field(), "a boolean feature takes 0 or 1")),
         FeatureType::Category => {
             if x.fract() == 0.0 && x >= 0.0 && (x as usize) < levels.len() {
                 Ok(Input::text(levels[x as usize].clone()))
             } else {
                 Err(FieldError::new(
-                    field,
+                    field(),
                     format!(
                         "a category feature takes the index of its level (0 to {})",
                         levels.len().saturating_sub(1)
@@ -422,16 +431,22 @@ fn infer_rows(
                 "a matrix input must be numeric (FP32 or FP64)",
             ));
         }
+        let features = order
+            .iter()
+            .enumerate()
+            .map(|(j, name)| {
+                contract.find_feature(name).ok_or_else(|| {
+                    FieldError::new(format!("inputs[0].data[0][{j}]"), "no such contract input")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let mut rows = Vec::with_capacity(t.shape[0]);
         for (r, chunk) in t.data.chunks(width.max(1)).enumerate() {
             let mut inputs = Inputs::new();
             for (j, v) in chunk.iter().enumerate() {
-                let field = format!("inputs[0].data[{r}][{j}]");
-                let f = contract
-                    .find_feature(&order[j])
-                    .ok_or_else(|| FieldError::new(&field, "no such contract input"))?;
-                let x = number(v, &field)?;
-                inputs.insert(order[j].clone(), numeric_input(x, f.ty, &f.levels, &field)?);
+                let f = features[j];
+                let field = || format!("inputs[0].data[{r}][{j}]");
+                inputs.insert(order[j].clone(), numeric_input(v, f.ty, &f.levels, field)?);
             }
             rows.push(PredictRequest {
                 inputs,
@@ -460,24 +475,27 @@ fn infer_rows(
             ));
         };
         for (r, v) in t.data.iter().enumerate() {
-            let field = format!("inputs[{i}].data[{r}]");
+            let field = || format!("inputs[{i}].data[{r}]");
             let input = match t.datatype.as_str() {
                 "BYTES" => match v {
                     Value::String(s) => Input::text(s.clone()),
-                    _ => return Err(FieldError::new(&field, "expected text in a BYTES tensor")),
+                    _ => {
+                        return Err(FieldError::new(
+                            field(),
+                            "expected text in a BYTES tensor",
+                        ));
+                    }
                 },
                 "BOOL" => match v {
                     Value::Bool(b) => Input::boolean(*b),
                     _ => {
                         return Err(FieldError::new(
-                            &field,
+                            field(),
                             "expected booleans in a BOOL tensor",
                         ));
                     }
                 },
-                d if NUMERIC.contains(&d) => {
-                    numeric_input(number(v, &field)?, f.ty, &f.levels, &field)?
-                }
+                d if NUMERIC.contains(&d) => numeric_input(v, f.ty, &f.levels, field)?,
                 _ => {
                     return Err(FieldError::new(
                         format!("inputs[{i}].datatype"),

@@ -710,6 +710,71 @@ both_backends! {
         assert_eq!(w.record_of("c1").await.decision.as_deref(), Some("critical:daily_budget"));
     }
 
+    async fn monitor_controls_suppress_cards_and_disable_scoring(db) {
+        let w = world(db, Setup { thresholds: vec![0.0001], ..Setup::default() }).await;
+        let (_, v) = w.call(&full_request("ctl-0")).await;
+        assert_eq!(v["cards"].as_array().unwrap().len(), 1, "{v}");
+        // Suppressed: still scored and recorded, no card shown; the record says why.
+        w.vigil.set_control(&user("op"), MODEL, "suppress", "drill").await.unwrap();
+        let mut n = 0;
+        let v = loop {
+            // The runtime sees the change within its poll interval.
+            n += 1;
+            let (s, v) = w.call(&full_request(&format!("ctl-s{n}"))).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            if v["cards"].as_array().unwrap().is_empty() || n > 60 {
+                break v;
+            }
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
+        };
+        assert_eq!(v, json!({"cards": []}));
+        let r = w.record_of(&format!("ctl-s{n}")).await;
+        assert!(r.score.is_some(), "{r:?}");
+        assert_eq!(r.context["suppressed"], "monitor_suppressed");
+        assert_eq!(r.decision.as_deref(), Some("warning:monitor_suppressed"));
+        assert_eq!(r.context["cards"], json!([]));
+        // Disabled: no score at all, the fallback recorded with its reason.
+        w.vigil.lift_control(&user("op"), MODEL, "suppress", "drill over").await.unwrap();
+        w.vigil.set_control(&user("op"), MODEL, "disable", "drill").await.unwrap();
+        let mut n = 0;
+        let r = loop {
+            n += 1;
+            let hi = format!("ctl-d{n}");
+            let (s, v) = w.call(&full_request(&hi)).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            let r = w.record_of(&hi).await;
+            if r.fallback_reason.is_some() || n > 60 {
+                break r;
+            }
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
+        };
+        assert_eq!(r.fallback_reason.as_deref(), Some("deployment_disabled"));
+        assert_eq!(r.score, None);
+    }
+
+    async fn a_token_is_refused_while_its_first_use_is_still_being_recorded(db) {
+        let w = world(db, Setup::default()).await;
+        let path = format!("/cds-services/{MODEL}");
+        let claims = w.claims(&path);
+        let jti = claims["jti"].as_str().unwrap().to_owned();
+        let t = w.signer.sign(&claims, None);
+        let (one, two) = (full_request("twin-1"), full_request("twin-2"));
+        let (a, b) = tokio::join!(
+            w.send("POST", &path, Some(&t), Some(&one)),
+            w.send("POST", &path, Some(&t), Some(&two)),
+        );
+        let mut codes = [a.0, b.0];
+        codes.sort();
+        assert_eq!(codes, [StatusCode::OK, StatusCode::UNAUTHORIZED], "{} / {}", a.1, b.1);
+        let refused = if a.0 == StatusCode::OK { &b.1 } else { &a.1 };
+        assert_eq!(refused["code"], "jti_replayed");
+        // Exactly one of the two calls is recorded, and its token id is in the store.
+        let recorded = w.records(PredictionMode::Active).await;
+        assert_eq!(recorded.iter().filter(|r| r.context["hookInstance"].as_str().unwrap().starts_with("twin-")).count(), 1);
+        let again = w.vigil.store().cds_remember_jti(ISS, &jti, Timestamp::parse(NOW).unwrap(), Timestamp::parse(NOW).unwrap()).await.unwrap();
+        assert!(!again, "the accepted token's id was written with the call");
+    }
+
     async fn feedback_is_accepted_linked_and_summarised(db) {
         let w = world(db, Setup { thresholds: vec![0.0001], ..Setup::default() }).await;
         let (_, v) = w.call(&full_request("fb")).await;

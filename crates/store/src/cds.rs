@@ -267,29 +267,49 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool> {
         let mut pc = self.acquire().await?;
-        let c = pc.as_conn();
-        let ins = "INSERT INTO cds_seen_jti (iss, jti, expires_at) VALUES ($1, $2, $3) \
-                   ON CONFLICT (iss, jti) DO NOTHING";
-        let n = on_conn!(c, c => {
-            // Forget a few expired ids on each call: bounded work, the table stays small.
-            sqlx::query("DELETE FROM cds_seen_jti WHERE expires_at < $1 AND jti IN \
-                         (SELECT jti FROM cds_seen_jti WHERE expires_at < $1 LIMIT 16)")
-                .bind(now.to_string())
-                .execute(&mut *c)
-                .await?;
-            sqlx::query(ins)
-                .bind(iss)
-                .bind(jti)
-                .bind(expires_at.to_string())
-                .execute(&mut *c)
-                .await?
-                .rows_affected()
-        });
-        Ok(n == 1)
+        remember_jti(pc.as_conn(), iss, jti, expires_at, now).await
     }
 }
 
+async fn remember_jti(
+    c: Conn<'_>,
+    iss: &str,
+    jti: &str,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<bool> {
+    let ins = "INSERT INTO cds_seen_jti (iss, jti, expires_at) VALUES ($1, $2, $3) \
+               ON CONFLICT (iss, jti) DO NOTHING";
+    let n = on_conn!(c, c => {
+        // Forget a few expired ids on each call: bounded work, the table stays small.
+        sqlx::query("DELETE FROM cds_seen_jti WHERE expires_at < $1 AND jti IN \
+                     (SELECT jti FROM cds_seen_jti WHERE expires_at < $1 LIMIT 16)")
+            .bind(now.to_string())
+            .execute(&mut *c)
+            .await?;
+        sqlx::query(ins)
+            .bind(iss)
+            .bind(jti)
+            .bind(expires_at.to_string())
+            .execute(&mut *c)
+            .await?
+            .rows_affected()
+    });
+    Ok(n == 1)
+}
+
 impl Tx {
+    /// [`Store::cds_remember_jti`] inside the caller's transaction.
+    pub async fn cds_remember_jti(
+        &mut self,
+        iss: &str,
+        jti: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        remember_jti(self.as_conn(), iss, jti, expires_at, now).await
+    }
+
     /// Registers a client, or registers again one that was removed.
     pub async fn upsert_cds_client(&mut self, r: &CdsClientRecord) -> Result<()> {
         let sql = "INSERT INTO cds_clients (iss, jwks, jku, added_by, added_at) VALUES ($1, $2, $3, $4, $5) \

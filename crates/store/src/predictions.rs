@@ -5,7 +5,7 @@ use sqlx::Row;
 use vigil_domain::prediction::{FeatureRecord, PredictionFilter, PredictionMode, PredictionRecord};
 use vigil_domain::{ReleaseId, Timestamp};
 
-use crate::{Backend, Conn, Error, Result, Store, on_conn, values_list};
+use crate::{Backend, Conn, Error, Result, Store, Tx, on_conn, values_list};
 
 /// Rows per INSERT statement: 14 parameters each stays far below both backends' limits.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -99,7 +99,24 @@ impl Store {
         }
         Ok(())
     }
+}
 
+impl Tx {
+    /// Writes a batch of records inside the caller's transaction (durable at its commit).
+    /// A record whose `(request_id, mode)` exists already fails (see [`Error::is_conflict`]).
+    pub async fn insert_predictions(&mut self, records: &[PredictionRecord]) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let encoded = encode(records)?;
+        for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
+            insert_rows(self.as_conn(), chunk).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
     /// Records matching the filter, in sequence (write) order.
     pub async fn list_predictions(&self, f: &PredictionFilter) -> Result<Vec<PredictionRecord>> {
         let mut pc = self.acquire().await?;

@@ -47,7 +47,7 @@ both_backends! {
         let score = v["score"].as_f64().unwrap();
         assert!((score - expected).abs() < 1e-5, "{score} vs {expected}");
         assert_eq!(v["thresholds"], json!([0.15]));
-        assert_eq!(v["decision"], if score >= 0.15 { "high" } else { "low" });
+        assert_eq!(v["decision"], if score >= 0.15 { "at_or_above:0.15" } else { "below:0.15" });
         assert!(v["fallback"].is_null());
         let explanation = v["explanation"].as_array().unwrap();
         assert_eq!(explanation.len(), 10, "{v}");
@@ -149,7 +149,7 @@ both_backends! {
         }
         let shadow = shadow.expect("shadow record");
         assert_eq!(shadow.release.to_string(), d.shadow);
-        assert_eq!(shadow.decision.as_deref(), Some(if score >= 0.3 { "high" } else { "low" }));
+        assert_eq!(shadow.decision.as_deref(), Some(if score >= 0.3 { "at_or_above:0.3" } else { "below:0.3" }));
 
         // Metrics: counts per model and release, fallbacks by reason, nothing about patients.
         let (st, m) = s.get("/metrics", None);
@@ -184,6 +184,46 @@ both_backends! {
         assert_eq!(st, 200);
         let (_, m) = s.get("/metrics", None);
         assert!(!m.contains("vigil_prediction_record_failures_total 0\n"), "{m}");
+    }
+
+    async fn monitor_controls_disable_and_suppress_are_honoured(db) {
+        let d = Deployed::new(db);
+        let s = d.serve(&[]);
+        let (features, expected) = reference_rows(1)[0].clone();
+        let control = |args: &[&str]| {
+            let mut a = vec!["monitor", "control", "deterioration-risk"];
+            a.extend_from_slice(args);
+            d.home.ok(&a);
+        };
+        // Disabled by the monitor (here by hand, in another process): no score, the
+        // fallback `deployment_disabled`, 503, and the answer is recorded.
+        control(&["--action", "set", "--control", "disable", "--reason", "drill"]);
+        let mut answer = Value::Null;
+        wait_for("the disable control", || {
+            let (st, v) = s.post_json(PREDICT, &d.ehr, &json!({ "features": features, "patient": "MRN-7" }));
+            answer = v;
+            st == 503
+        });
+        assert_eq!(answer["code"], "deployment_disabled", "{answer}");
+        assert_eq!(answer["fallback"]["reason"], "deployment_disabled", "{answer}");
+        assert!(answer["score"].is_null() && answer["decision"].is_null(), "{answer}");
+        let id = answer["request_id"].as_str().unwrap().to_owned();
+        let rec = d.records().await.into_iter()
+            .find(|r| r.request_id == id && r.mode == PredictionMode::Active)
+            .expect("the disabled answer is recorded");
+        assert_eq!(rec.fallback_reason.as_deref(), Some("deployment_disabled"));
+        assert_eq!(rec.score, None);
+        // Lifted: scores again.
+        control(&["--action", "lift", "--control", "disable", "--reason", "drill over"]);
+        wait_for("the lifted control", || {
+            s.post_json(PREDICT, &d.ehr, &json!({ "features": features })).0 == 200
+        });
+        // Suppressed: predictions have no cards to hide, so they keep their score.
+        control(&["--action", "set", "--control", "suppress", "--reason", "drill"]);
+        std::thread::sleep(Duration::from_millis(600));
+        let (st, v) = s.post_json(PREDICT, &d.ehr, &json!({ "features": features }));
+        assert_eq!(st, 200, "{v}");
+        assert!((v["score"].as_f64().unwrap() - expected).abs() < 1e-5, "{v}");
     }
 
     async fn open_inference_protocol_infer_matches_predict(db) {

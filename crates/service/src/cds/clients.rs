@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -264,43 +264,117 @@ pub struct Caller {
     pub iss: String,
     pub jti: String,
     pub sub: Option<String>,
+    /// Until when the token id must be refused again (its `exp` plus the leeway).
+    pub jti_expires_at: Timestamp,
 }
 
 fn unauth(e: AuthError) -> Error {
     Error::new(ErrorKind::Unauthenticated, e.code, e.message)
 }
 
+/// A registered client as the verifier uses it: its record and its parsed key set.
+pub(crate) struct CachedClient {
+    record: CdsClientRecord,
+    jwks: Option<Arc<Jwks>>,
+}
+
+/// A refusal and the issuer it claimed (for the audit event).
+type Refusal = (Error, Option<String>);
+
 impl CdsService {
-    /// Verifies the bearer token of a call to `audience`; refusals are audited (`cds.auth_refused`)
-    /// and come back as 401 with the reason code.
+    /// Verifies the bearer token of a call to `audience`, and remembers its `jti` in the
+    /// store; refusals are audited (`cds.auth_refused`) and come back as 401 with the
+    /// reason code.
     pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        audience: &str,
+    ) -> Result<Caller> {
+        let c = self.authenticate_deferred(authorization, audience).await?;
+        let now = self.vigil.clock.now();
+        let fresh = self
+            .vigil
+            .store
+            .cds_remember_jti(&c.iss, &c.jti, c.jti_expires_at, now)
+            .await?;
+        if !fresh {
+            return Err(self.refused(replayed(), Some(c.iss), audience).await);
+        }
+        Ok(c)
+    }
+
+    /// Verifies the token but leaves writing its `jti` to the caller (with the call's other
+    /// writes): a replay is refused here if this process saw the id, and by that write if
+    /// another one did.
+    pub(crate) async fn authenticate_deferred(
         &self,
         authorization: Option<&str>,
         audience: &str,
     ) -> Result<Caller> {
         match self.verify_token(authorization, audience).await {
             Ok(c) => Ok(c),
-            Err((e, iss)) => {
-                let actor = cds_actor();
-                let ev = audit_event(
-                    &actor,
-                    "cds.auth_refused",
-                    format!("cds:{audience}"),
-                    json!({"code": e.code, "iss": iss, "audience": audience}),
-                )?;
-                let mut tx = self.vigil.store.begin().await?;
-                tx.append_audit(self.vigil.clock.now(), &ev).await?;
-                tx.commit().await?;
-                Err(e)
-            }
+            Err((e, iss)) => Err(self.refused(e, iss, audience).await),
         }
+    }
+
+    /// Audits a refusal and gives the error to answer with.
+    pub(crate) async fn refused(&self, e: Error, iss: Option<String>, audience: &str) -> Error {
+        let actor = cds_actor();
+        let ev = match audit_event(
+            &actor,
+            "cds.auth_refused",
+            format!("cds:{audience}"),
+            json!({"code": e.code, "iss": iss, "audience": audience}),
+        ) {
+            Ok(ev) => ev,
+            Err(x) => return x,
+        };
+        let written = async {
+            let mut tx = self.vigil.store.begin().await?;
+            tx.append_audit(self.vigil.clock.now(), &ev).await?;
+            tx.commit().await?;
+            Ok::<(), Error>(())
+        }
+        .await;
+        match written {
+            Ok(()) => e,
+            Err(x) => x,
+        }
+    }
+
+    /// The registered client `iss` (read from the store on every call, so that a removal
+    /// takes effect at once), with its key set parsed once per registered text.
+    async fn client(&self, iss: &str) -> Result<Option<CachedClient>> {
+        let Some(record) = self.vigil.store.cds_client(iss).await? else {
+            return Ok(None);
+        };
+        let Some(text) = record.jwks.as_deref() else {
+            return Ok(Some(CachedClient { record, jwks: None }));
+        };
+        if let Ok(c) = self.clients.lock()
+            && let Some((known, set)) = c.get(iss)
+            && known.as_str() == text
+        {
+            let jwks = Some(set.clone());
+            return Ok(Some(CachedClient { record, jwks }));
+        }
+        let jwks = Jwks::parse(text).ok().map(Arc::new);
+        if let Some(set) = &jwks
+            && let Ok(mut c) = self.clients.lock()
+        {
+            if c.len() > 1000 {
+                c.clear();
+            }
+            c.insert(iss.to_string(), (text.to_string(), set.clone()));
+        }
+        Ok(Some(CachedClient { record, jwks }))
     }
 
     async fn verify_token(
         &self,
         authorization: Option<&str>,
         audience: &str,
-    ) -> std::result::Result<Caller, (Error, Option<String>)> {
+    ) -> std::result::Result<Caller, Refusal> {
         let Some(h) = authorization else {
             return Err((
                 unauth(AuthError::new(
@@ -332,11 +406,9 @@ impl CdsService {
             )));
         };
         let client = self
-            .vigil
-            .store
-            .cds_client(claimed)
+            .client(claimed)
             .await
-            .map_err(|e| (Error::from(e), iss.clone()))?
+            .map_err(|e| (e, iss.clone()))?
             .ok_or_else(|| {
                 fail(AuthError::new(
                     "unknown_iss",
@@ -349,43 +421,37 @@ impl CdsService {
             now: now.as_unix_seconds(),
             leeway_secs: self.config.leeway_secs,
         };
-        let verified = match (&client.jwks, &client.jku) {
-            (Some(text), _) => {
+        let verified = match (&client.jwks, &client.record.jwks, &client.record.jku) {
+            (Some(set), _, _) => {
+                jwt::verify(&u, KeySource::Static(set), expect).map_err(&fail)?
+            }
+            (None, Some(text), _) => {
                 let set = Jwks::parse(text).map_err(&fail)?;
                 jwt::verify(&u, KeySource::Static(&set), expect).map_err(&fail)?
             }
-            (None, Some(url)) => {
+            (None, None, Some(url)) => {
                 let set = self.jku_keys(url).await.map_err(&fail)?;
                 jwt::verify(&u, KeySource::Jku { url, keys: &set }, expect).map_err(&fail)?
             }
-            (None, None) => {
+            (None, None, None) => {
                 return Err(fail(AuthError::new(
                     "unknown_iss",
                     "the client has no keys",
                 )));
             }
         };
-        let fresh = self
-            .vigil
-            .store
-            .cds_remember_jti(
-                &verified.iss,
-                &verified.jti,
-                Timestamp::from_unix_seconds(verified.exp + self.config.leeway_secs),
-                now,
-            )
-            .await
-            .map_err(|e| (Error::from(e), iss.clone()))?;
-        if !fresh {
-            return Err(fail(AuthError::new(
-                "jti_replayed",
-                "this token has been used before",
-            )));
+        let expires = verified.exp + self.config.leeway_secs;
+        if !self
+            .seen
+            .claim(&verified.iss, &verified.jti, expires, now.as_unix_seconds())
+        {
+            return Err((replayed(), iss.clone()));
         }
         Ok(Caller {
             iss: verified.iss,
             jti: verified.jti,
             sub: verified.sub,
+            jti_expires_at: Timestamp::from_unix_seconds(expires),
         })
     }
 
@@ -407,6 +473,14 @@ impl CdsService {
         }
         Ok(set)
     }
+}
+
+/// The refusal of a token whose id was used before.
+pub(crate) fn replayed() -> Error {
+    unauth(AuthError::new(
+        "jti_replayed",
+        "this token has been used before",
+    ))
 }
 
 /// The actor recorded for what CDS clients do.

@@ -10,9 +10,11 @@
 mod clients;
 mod fetch;
 mod record;
+mod write;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -27,9 +29,12 @@ use vigil_store::{CdsCardRecord, CdsFeedbackRecord};
 
 pub use clients::{Caller, CdsClient, ClientKeys};
 pub use fetch::{FetchError, Fetcher};
-pub use record::{CdsFeature, CdsPrediction, PredictionSink, StoreSink};
+pub use record::{CdsFeature, CdsPrediction};
 
+use crate::monitor::DeploymentControls;
+use crate::serving::Serving;
 use crate::{Error, ErrorKind, Result, Vigil, audit_event};
+use write::{AlertCheck, Cards, CdsWork, JtiClaim, Reply, Shown};
 
 /// How the service is reached and how long it may wait.
 #[derive(Debug, Clone)]
@@ -70,6 +75,8 @@ pub struct CdsModel {
     pub templates: Vec<Template>,
     pub production: Option<LoadedRelease>,
     pub shadow: Option<LoadedRelease>,
+    /// The monitor's suppress and disable controls, as of the catalog's last reload.
+    pub controls: DeploymentControls,
 }
 
 impl CdsModel {
@@ -87,31 +94,22 @@ pub enum CdsAnswer {
     PreconditionFailed(Value),
 }
 
-/// Whether something outside the CDS service (monitoring) has suspended a model's cards.
-pub trait CardGate: Send + Sync {
-    fn cards_suppressed(&self, model: &str) -> bool;
-}
-
-/// No gate: cards are never suspended from outside.
-#[derive(Debug, Default)]
-pub struct NoGate;
-
-impl CardGate for NoGate {
-    fn cards_suppressed(&self, _model: &str) -> bool {
-        false
-    }
-}
-
 /// The CDS Hooks service over one Vigil.
 pub struct CdsService {
     vigil: Vigil,
     config: CdsConfig,
     fetcher: Fetcher,
-    sink: Arc<dyn PredictionSink>,
-    gate: Arc<dyn CardGate>,
     public_url: RwLock<String>,
     catalog: RwLock<Arc<Vec<Arc<CdsModel>>>>,
+    /// [`Serving::changes`] when the catalog was last built.
+    catalog_at: AtomicU64,
+    catalog_lock: tokio::sync::Mutex<()>,
     jku: clients::JkuCache,
+    /// The serving runtime whose group commit records the calls, once attached.
+    serving: OnceLock<Arc<Serving>>,
+    seen: write::SeenTokens,
+    /// Parsed key sets by issuer, with the registered text they were parsed from.
+    clients: Mutex<HashMap<String, (String, Arc<vigil_cds::jwt::Jwks>)>>,
 }
 
 impl std::fmt::Debug for CdsService {
@@ -157,31 +155,56 @@ enum Outcome {
 }
 
 impl CdsService {
-    /// A service recording through the store, with no outside card gate. Loads the catalog.
+    /// A service that records each call in a transaction of its own (until
+    /// [`CdsService::attach`] gives it a serving runtime). Loads the catalog.
     pub async fn new(vigil: Vigil, config: CdsConfig) -> Result<CdsService> {
-        let sink: Arc<dyn PredictionSink> = Arc::new(StoreSink::new(vigil.clone()));
-        Self::with_parts(vigil, config, sink, Arc::new(NoGate)).await
-    }
-
-    pub async fn with_parts(
-        vigil: Vigil,
-        config: CdsConfig,
-        sink: Arc<dyn PredictionSink>,
-        gate: Arc<dyn CardGate>,
-    ) -> Result<CdsService> {
         let fetcher = Fetcher::new().map_err(|e| Error::internal(e.message))?;
         let svc = CdsService {
             vigil,
             public_url: RwLock::new(config.public_url.clone()),
             config,
             fetcher,
-            sink,
-            gate,
             catalog: RwLock::new(Arc::new(Vec::new())),
+            catalog_at: AtomicU64::new(0),
+            catalog_lock: tokio::sync::Mutex::new(()),
             jku: clients::JkuCache::default(),
+            serving: OnceLock::new(),
+            seen: write::SeenTokens::default(),
+            clients: Mutex::new(HashMap::new()),
         };
         svc.reload().await?;
         Ok(svc)
+    }
+
+    /// Records calls through `serving`'s group commit from now on, takes loaded releases
+    /// from its runtime, and refreshes the catalog (and the cached clients) whenever the
+    /// runtime sees a change in the store. A second call changes nothing.
+    pub fn attach(&self, serving: Arc<Serving>) {
+        let _ = self.serving.set(serving);
+        // Forces a refresh on the next call.
+        self.catalog_at.store(u64::MAX, Ordering::Release);
+    }
+
+    /// The change counter the catalog and client cache follow, when a runtime is attached.
+    fn changes(&self) -> Option<u64> {
+        self.serving.get().map(|s| s.changes())
+    }
+
+    /// Reloads the catalog when the attached runtime saw a change since it was built.
+    async fn refresh(&self) -> Result<()> {
+        let Some(now) = self.changes() else {
+            return Ok(());
+        };
+        if self.catalog_at.load(Ordering::Acquire) == now {
+            return Ok(());
+        }
+        let _g = self.catalog_lock.lock().await;
+        if self.catalog_at.load(Ordering::Acquire) == now {
+            return Ok(());
+        }
+        self.reload().await?;
+        self.catalog_at.store(now, Ordering::Release);
+        Ok(())
     }
 
     pub fn config(&self) -> &CdsConfig {
@@ -210,6 +233,7 @@ impl CdsService {
     /// Loads every model whose intended use names a hook and that has a release in production
     /// or shadow. Called at start and after a promotion or rollback.
     pub async fn reload(&self) -> Result<()> {
+        let previous = self.catalog();
         let mut out = Vec::new();
         for model in self.vigil.list_models().await? {
             let Some(hook) = model.intended_use.cds_hook.clone() else {
@@ -220,8 +244,8 @@ impl CdsService {
             let mut shadow = None;
             for (r, s) in stages {
                 match s {
-                    Stage::Production => production = Some(self.load_release(r)?),
-                    Stage::Shadow => shadow = Some(self.load_release(r)?),
+                    Stage::Production => production = Some(self.load_release(r, &previous)?),
+                    Stage::Shadow => shadow = Some(self.load_release(r, &previous)?),
                     _ => {}
                 }
             }
@@ -232,6 +256,7 @@ impl CdsService {
             else {
                 continue;
             };
+            let controls = self.vigil.deployment_controls(model.name.as_str()).await?;
             out.push(Arc::new(CdsModel {
                 id: model.name.to_string(),
                 hook,
@@ -240,6 +265,7 @@ impl CdsService {
                 model,
                 production,
                 shadow,
+                controls,
             }));
         }
         if let Ok(mut c) = self.catalog.write() {
@@ -248,7 +274,32 @@ impl CdsService {
         Ok(())
     }
 
-    fn load_release(&self, release: Release) -> Result<LoadedRelease> {
+    /// A release for scoring: the one already loaded (by the previous catalog or by the
+    /// attached serving runtime) when there is one, else read and compiled.
+    fn load_release(&self, release: Release, previous: &[Arc<CdsModel>]) -> Result<LoadedRelease> {
+        let known = previous
+            .iter()
+            .flat_map(|m| [&m.production, &m.shadow])
+            .flatten()
+            .find(|l| l.release.id == release.id);
+        if let Some(l) = known {
+            return Ok(l.clone());
+        }
+        if let Some(s) = self.serving.get() {
+            let d = s.deployments();
+            let loaded = d
+                .models
+                .values()
+                .flat_map(|d| [&d.active, &d.shadow])
+                .flatten()
+                .find(|l| l.id() == &release.id);
+            if let Some(l) = loaded {
+                return Ok(LoadedRelease {
+                    release,
+                    scorer: Arc::new(l.scorer.clone()),
+                });
+            }
+        }
         let contract = self.vigil.release_contract(&release)?;
         let artifact = self.vigil.release_artifact(&release)?;
         let model = vigil_inference::Model::from_bytes(&artifact)
@@ -290,6 +341,7 @@ impl CdsService {
     pub async fn discovery(&self, authorization: Option<&str>) -> Result<Value> {
         self.authenticate(authorization, &self.audience("/cds-services"))
             .await?;
+        self.refresh().await?;
         let services: Vec<Value> = self
             .catalog()
             .iter()
@@ -316,22 +368,96 @@ impl CdsService {
         body: &[u8],
     ) -> Result<CdsAnswer> {
         let started = Instant::now();
-        let caller = self
-            .authenticate(
-                authorization,
-                &self.audience(&format!("/cds-services/{id}")),
-            )
-            .await?;
+        let audience = self.audience(&format!("/cds-services/{id}"));
+        let caller = self.authenticate_deferred(authorization, &audience).await?;
+        let claim = JtiClaim {
+            iss: caller.iss.clone(),
+            jti: caller.jti.clone(),
+            expires_at: caller.jti_expires_at,
+            now: self.vigil.clock.now(),
+        };
+        match self.answer(id, &caller, claim.clone(), body, started).await {
+            Ok(Some(a)) => Ok(a),
+            Ok(None) => Err(self
+                .refused(clients::replayed(), Some(caller.iss), &audience)
+                .await),
+            Err(e) => {
+                // The call's writes did not happen: the token id is still never to be used
+                // again.
+                let _ = self
+                    .vigil
+                    .store
+                    .cds_remember_jti(&claim.iss, &claim.jti, claim.expires_at, claim.now)
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits a call's writes (with the serving runtime's group commit once attached) and
+    /// gives its reply.
+    async fn commit(&self, work: CdsWork) -> Result<Reply> {
+        let reply = match self.serving.get() {
+            Some(s) => {
+                let ticket = s.recorder().submit_work(Box::new(work)).await;
+                match tokio::time::timeout(s.record_timeout(), ticket.reply()).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        return Err(Error::new(
+                            ErrorKind::Unavailable,
+                            "prediction_not_recorded",
+                            "the call's record was not durable in time, so it is not answered; retry later",
+                        ));
+                    }
+                }
+            }
+            None => Some(crate::serving::commit_work(&self.vigil, Box::new(work)).await?),
+        };
+        reply
+            .and_then(|r| r.downcast::<Reply>().ok())
+            .map(|r| *r)
+            .ok_or_else(|| Error::internal("a CDS call's writes gave no reply"))
+    }
+
+    /// Records a shadow scoring off the response path.
+    fn record_shadow(&self, rec: CdsPrediction) {
+        match self.serving.get() {
+            Some(s) => {
+                let r = s.recorder().clone();
+                tokio::spawn(async move { r.submit_detached(rec).await });
+            }
+            None => {
+                let vigil = self.vigil.clone();
+                tokio::spawn(async move {
+                    // A failed shadow record must not touch the live answer.
+                    if let Err(e) = vigil.record_predictions(&[rec]).await {
+                        eprintln!("cds: shadow record not written ({}): {}", e.code, e.message);
+                    }
+                });
+            }
+        }
+    }
+
+    /// The call once authenticated; `None` when its token id turned out to be used before.
+    async fn answer(
+        &self,
+        id: &str,
+        caller: &Caller,
+        claim: JtiClaim,
+        body: &[u8],
+        started: Instant,
+    ) -> Result<Option<CdsAnswer>> {
+        self.refresh().await?;
         let svc = self.service(id)?;
         let req = CdsRequest::parse(body, &svc.hook).map_err(bad_request)?;
         let now = self.vigil.clock.now();
         let request_id = new_uuid()?;
         let patient_id = req.patient_id().unwrap_or_default().to_string();
         let patient_key =
-            (!patient_id.is_empty()).then(|| self.sink.pseudonymise("patient", &patient_id));
+            (!patient_id.is_empty()).then(|| self.vigil.pseudonymise("patient", &patient_id));
         let encounter_key = req
             .encounter_id()
-            .map(|e| self.sink.pseudonymise("encounter", e));
+            .map(|e| self.vigil.pseudonymise("encounter", e));
 
         // Prefetch, then fetch what is missing.
         let mut docs: Vec<Value> = Vec::new();
@@ -442,7 +568,7 @@ impl CdsService {
             let Some(live) = svc.production.as_ref().or(svc.shadow.as_ref()) else {
                 return Err(Error::internal("a CDS service without a release"));
             };
-            let recs = vec![self.record_of(
+            let record = self.record_of(
                 &svc,
                 live,
                 svc.production.is_none(),
@@ -458,12 +584,24 @@ impl CdsService {
                 None,
                 started,
                 context,
-            )];
-            self.sink.record(recs).await?;
-            return Ok(CdsAnswer::PreconditionFailed(outcome));
+            );
+            let work = CdsWork {
+                jti: Some(claim),
+                cards: Cards::Fixed(Shown::default()),
+                record: Some(record),
+            };
+            return Ok(match self.commit(work).await? {
+                Reply::Replayed => None,
+                Reply::Cards(_) => Some(CdsAnswer::PreconditionFailed(outcome)),
+            });
         }
 
+        let disabled = svc.controls.is_disabled();
         let score_with = |l: &LoadedRelease| match &unavailable {
+            _ if disabled => Outcome::Unavailable {
+                reason: "deployment_disabled",
+                detail: String::new(),
+            },
             Some((code, detail)) => Outcome::Unavailable {
                 reason: code,
                 detail: detail.clone(),
@@ -476,11 +614,10 @@ impl CdsService {
 
         // Shadow: scored and recorded off the response path, never shown.
         if let Some(sh) = &svc.shadow {
-            let sh = sh.clone();
-            let outcome = score_with(&sh);
+            let outcome = score_with(sh);
             let rec = self.record_of(
                 &svc,
-                &sh,
+                sh,
                 true,
                 &request_id,
                 now,
@@ -492,16 +629,20 @@ impl CdsService {
                 started,
                 context.clone(),
             );
-            let sink = self.sink.clone();
-            tokio::spawn(async move {
-                // A failed shadow record must not touch the live answer; the sink reports it.
-                let _ = sink.record(vec![rec]).await;
-            });
+            self.record_shadow(rec);
         }
 
         let Some(prod) = &svc.production else {
-            // Silent mode: only a shadow release, no cards.
-            return Ok(CdsAnswer::Cards(json!({"cards": []})));
+            // Silent mode: only a shadow release, no cards; the token id is still written.
+            let work = CdsWork {
+                jti: Some(claim),
+                cards: Cards::Fixed(Shown::default()),
+                record: None,
+            };
+            return Ok(match self.commit(work).await? {
+                Reply::Replayed => None,
+                Reply::Cards(_) => Some(CdsAnswer::Cards(json!({"cards": []}))),
+            });
         };
         let outcome = score_with(prod);
         let settings = svc.settings();
@@ -514,9 +655,6 @@ impl CdsService {
             base_url: &base_url,
             service_id: &svc.id,
         };
-        let mut cards: Vec<Value> = Vec::new();
-        let mut card_rows: Vec<CdsCardRecord> = Vec::new();
-        let mut decision: Option<String> = None;
         let row = |uuid: &str, kind: &str, ind: Indicator| CdsCardRecord {
             uuid: uuid.to_string(),
             model: svc.id.clone(),
@@ -529,63 +667,84 @@ impl CdsService {
             indicator_rank: ind as i64,
             created_at: now,
         };
-        match &outcome {
+        // Suppressed by the monitor: scored and recorded, nothing shown.
+        let suppressed = svc.controls.is_suppressed();
+        let held = |decision: String| Shown {
+            decision: Some(decision),
+            suppressed: Some("monitor_suppressed"),
+            ..Shown::default()
+        };
+        let cards = match &outcome {
             Outcome::Scored(s) => {
                 let thresholds = &prod.release.manifest.thresholds;
                 match card::indicator(s.score, thresholds) {
-                    None => decision = Some("below_threshold".into()),
+                    None => Cards::Fixed(Shown {
+                        decision: Some("below_threshold".into()),
+                        ..Shown::default()
+                    }),
+                    Some(ind) if suppressed => {
+                        Cards::Fixed(held(format!("{}:monitor_suppressed", ind.as_str())))
+                    }
                     Some(ind) => {
                         let uuid = new_uuid()?;
-                        // Check and claim under the write lock, so that concurrent calls
-                        // cannot both take the last alert of the budget.
-                        let mut tx = self.vigil.store.begin().await?;
-                        let held = if self.gate.cards_suppressed(&svc.id) {
-                            Some(("suppressed_by_monitor", CdsNoScore::NoCard))
-                        } else {
-                            self.held_back(&mut tx, &svc.id, &patient_key, ind, now, &settings)
-                                .await?
+                        let alert = Shown {
+                            cards: vec![card::risk_card(&ctx, s, thresholds, ind, &uuid)],
+                            rows: vec![row(&uuid, "risk", ind)],
+                            decision: Some(ind.as_str().into()),
+                            suppressed: None,
                         };
-                        match held {
-                            None => {
-                                cards.push(card::risk_card(&ctx, s, thresholds, ind, &uuid));
-                                card_rows.push(row(&uuid, "risk", ind));
-                                decision = Some(ind.as_str().into());
-                            }
-                            Some((why, CdsNoScore::InfoCard)) => {
-                                cards.push(card::risk_card(
+                        if settings.suppression_window.is_none()
+                            && settings.daily_alert_budget.is_none()
+                        {
+                            Cards::Fixed(alert)
+                        } else {
+                            let info = Shown {
+                                cards: vec![card::risk_card(
                                     &ctx,
                                     s,
                                     thresholds,
                                     Indicator::Info,
                                     &uuid,
-                                ));
-                                card_rows.push(row(&uuid, "info", Indicator::Info));
-                                decision = Some(format!("{}:{why}", ind.as_str()));
-                            }
-                            Some((why, CdsNoScore::NoCard)) => {
-                                decision = Some(format!("{}:{why}", ind.as_str()));
-                                context["suppressed"] = json!(why);
-                            }
+                                )],
+                                rows: vec![row(&uuid, "info", Indicator::Info)],
+                                decision: None,
+                                suppressed: None,
+                            };
+                            Cards::Alert(Box::new(AlertCheck {
+                                model: svc.id.clone(),
+                                patient_key: patient_key.clone(),
+                                indicator: ind,
+                                now,
+                                settings: settings.clone(),
+                                alert,
+                                info,
+                            }))
                         }
-                        tx.insert_cds_cards(&card_rows).await?;
-                        tx.commit().await?;
                     }
                 }
+            }
+            Outcome::Fallback(_) | Outcome::Unavailable { .. } if suppressed => {
+                Cards::Fixed(Shown {
+                    suppressed: Some("monitor_suppressed"),
+                    ..Shown::default()
+                })
             }
             Outcome::Fallback(_) | Outcome::Unavailable { .. } => {
                 if settings.on_fallback == CdsNoScore::InfoCard {
                     let (text, features) = fallback_text(&outcome, &mapped);
                     let uuid = new_uuid()?;
-                    cards.push(card::fallback_card(&ctx, &text, &features, &uuid));
-                    card_rows.push(row(&uuid, "fallback", Indicator::Info));
-                    let mut tx = self.vigil.store.begin().await?;
-                    tx.insert_cds_cards(&card_rows).await?;
-                    tx.commit().await?;
+                    Cards::Fixed(Shown {
+                        cards: vec![card::fallback_card(&ctx, &text, &features, &uuid)],
+                        rows: vec![row(&uuid, "fallback", Indicator::Info)],
+                        decision: None,
+                        suppressed: None,
+                    })
+                } else {
+                    Cards::Fixed(Shown::default())
                 }
             }
-        }
-        context["cards"] = json!(card_rows.iter().map(|c| c.uuid.clone()).collect::<Vec<_>>());
-        let rec = self.record_of(
+        };
+        let record = self.record_of(
             &svc,
             prod,
             false,
@@ -595,40 +754,19 @@ impl CdsService {
             &encounter_key,
             &outcome,
             &mapped,
-            decision,
+            None,
             started,
             context,
         );
-        self.sink.record(vec![rec]).await?;
-        Ok(CdsAnswer::Cards(json!({ "cards": cards })))
-    }
-
-    /// Whether an alert at `ind` is held back by the suppression window or the daily budget,
-    /// and what is shown instead.
-    async fn held_back(
-        &self,
-        tx: &mut vigil_store::Tx,
-        model: &str,
-        patient_key: &Option<String>,
-        ind: Indicator,
-        now: Timestamp,
-        s: &CdsSettings,
-    ) -> Result<Option<(&'static str, CdsNoScore)>> {
-        if let (Some(w), Some(pk)) = (s.suppression_window, patient_key)
-            && let Some(rank) = tx.cds_last_alert_rank(model, pk, now.minus(w)).await?
-            && rank >= ind as i64
-        {
-            return Ok(Some(("suppression_window", CdsNoScore::NoCard)));
-        }
-        if let Some(budget) = s.daily_alert_budget {
-            let (y, m, d) = now.date();
-            let day = Timestamp::parse(&format!("{y:04}-{m:02}-{d:02}"))
-                .map_err(|e| Error::internal(e.to_string()))?;
-            if tx.cds_alerts_since(model, day).await? >= i64::from(budget) {
-                return Ok(Some(("daily_budget", s.over_budget)));
-            }
-        }
-        Ok(None)
+        let work = CdsWork {
+            jti: Some(claim),
+            cards,
+            record: Some(record),
+        };
+        Ok(match self.commit(work).await? {
+            Reply::Replayed => None,
+            Reply::Cards(cards) => Some(CdsAnswer::Cards(json!({ "cards": cards }))),
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -705,6 +843,7 @@ impl CdsService {
                 &self.audience(&format!("/cds-services/{id}/feedback")),
             )
             .await?;
+        self.refresh().await?;
         let svc = self.service(id)?;
         let items = vigil_cds::request::parse_feedback(body).map_err(bad_request)?;
         let now = self.vigil.clock.now();
@@ -806,6 +945,9 @@ fn fallback_text(outcome: &Outcome, mapped: &fhir::Mapped) -> (String, Vec<Strin
             match *reason {
                 "fhir_timeout" => {
                     "The patient's data could not be fetched from the EHR in time.".to_string()
+                }
+                "deployment_disabled" => {
+                    "The model is disabled by its monitoring policy; no risk is computed.".to_string()
                 }
                 _ => "The patient's data could not be fetched from the EHR.".to_string(),
             },

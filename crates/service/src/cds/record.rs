@@ -1,53 +1,17 @@
-//! Recording CDS calls as prediction records: the seam between the call path and whatever
-//! makes records durable (the store directly, or the serving runtime's group-commit
-//! recorder), and the per-feature account written into each record.
-
-use std::future::Future;
-use std::pin::Pin;
+//! Recording CDS calls as prediction records: the per-feature account written into each
+//! record.
 
 use vigil_cds::fhir::Mapped;
 use vigil_domain::FeatureContract;
 use vigil_domain::prediction::{FeatureRecord, PredictionRecord};
 use vigil_inference::contract::{FeatureOutcome, FeatureStatus};
 
-use crate::{Result, Vigil};
 
 /// A CDS call as recorded: a prediction record on channel `cds` whose context holds the
 /// hookInstance, the card uuids, the mapping's account, the fetched keys and the client.
 pub type CdsPrediction = PredictionRecord;
 /// One input as recorded, with its source and observation time.
 pub type CdsFeature = FeatureRecord;
-
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Where CDS calls are recorded; `record` returns once the records are durable.
-pub trait PredictionSink: Send + Sync {
-    fn record(&self, records: Vec<CdsPrediction>) -> BoxFuture<'_, Result<()>>;
-    /// The keyed hash of a patient or encounter identifier (`kind` is `patient` or `encounter`).
-    fn pseudonymise(&self, kind: &str, raw: &str) -> String;
-}
-
-/// Records through the store (`Vigil::record_predictions`), one transaction per call.
-#[derive(Clone)]
-pub struct StoreSink {
-    vigil: Vigil,
-}
-
-impl StoreSink {
-    pub fn new(vigil: Vigil) -> StoreSink {
-        StoreSink { vigil }
-    }
-}
-
-impl PredictionSink for StoreSink {
-    fn record(&self, records: Vec<CdsPrediction>) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async move { self.vigil.record_predictions(&records).await })
-    }
-
-    fn pseudonymise(&self, kind: &str, raw: &str) -> String {
-        self.vigil.pseudonymise(kind, raw)
-    }
-}
 
 fn status_of(o: &FeatureOutcome, mapped: &Mapped) -> (String, Option<String>) {
     let m = mapped.feature(&o.name);

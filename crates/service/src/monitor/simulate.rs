@@ -338,13 +338,8 @@ impl Vigil {
                         )
                     }
                 };
-                let decision = score.map(|s| {
-                    if release.manifest.thresholds.first().is_some_and(|t| s >= *t) {
-                        "alert".to_owned()
-                    } else {
-                        "no_alert".to_owned()
-                    }
-                });
+                let decision = score
+                    .and_then(|s| vigil_domain::release::decision(&release.manifest.thresholds, s));
                 let encounter = self.pseudonymise("encounter", &request_id);
                 let patient = patients
                     .as_ref()

@@ -43,12 +43,21 @@ impl Histogram {
 /// `(model, release, channel, mode)`.
 type Key = (String, String, &'static str, &'static str);
 
+/// The counters of one `(model, release, channel, mode)`.
+#[derive(Default)]
+struct Series {
+    scored: u64,
+    fallback: u64,
+    /// By reason, in first-seen order (a handful at most).
+    fallbacks: Vec<(String, u64)>,
+    model_errors: u64,
+    latency: Histogram,
+}
+
 #[derive(Default)]
 struct Inner {
-    predictions: BTreeMap<(Key, &'static str), u64>,
-    fallbacks: BTreeMap<(Key, String), u64>,
-    model_errors: BTreeMap<Key, u64>,
-    latency: BTreeMap<Key, Histogram>,
+    /// A few deployments at most: found by comparison, without building a key per request.
+    series: Vec<(Key, Series)>,
     requests: BTreeMap<(&'static str, u16), u64>,
     request_latency: BTreeMap<&'static str, Histogram>,
     records_written: u64,
@@ -88,21 +97,32 @@ impl Metrics {
     }
 
     pub fn observe(&self, o: &Observation<'_>) {
-        let key: Key = (o.model.to_owned(), o.release.to_owned(), o.channel, o.mode);
         let mut m = self.lock();
-        let outcome = if o.fallback.is_some() {
-            "fallback"
-        } else {
-            "scored"
+        let i = match m.series.iter().position(|(k, _)| {
+            k.0 == o.model && k.1 == o.release && k.2 == o.channel && k.3 == o.mode
+        }) {
+            Some(i) => i,
+            None => {
+                let key = (o.model.to_owned(), o.release.to_owned(), o.channel, o.mode);
+                m.series.push((key, Series::default()));
+                m.series.len() - 1
+            }
         };
-        *m.predictions.entry((key.clone(), outcome)).or_default() += 1;
-        if let Some(r) = o.fallback {
-            *m.fallbacks.entry((key.clone(), r.to_owned())).or_default() += 1;
+        let s = &mut m.series[i].1;
+        match o.fallback {
+            None => s.scored += 1,
+            Some(r) => {
+                s.fallback += 1;
+                match s.fallbacks.iter_mut().find(|(k, _)| k == r) {
+                    Some((_, n)) => *n += 1,
+                    None => s.fallbacks.push((r.to_owned(), 1)),
+                }
+            }
         }
         if o.model_error {
-            *m.model_errors.entry(key.clone()).or_default() += 1;
+            s.model_errors += 1;
         }
-        m.latency.entry(key).or_default().observe(o.secs);
+        s.latency.observe(o.secs);
     }
 
     /// One HTTP request on a serving route, by route name and status.
@@ -148,30 +168,42 @@ impl Metrics {
                 k.3
             )
         };
+        let mut series: Vec<&(Key, Series)> = m.series.iter().collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
         out.push_str("# HELP vigil_predictions_total Predictions made, by outcome (scored or fallback).\n# TYPE vigil_predictions_total counter\n");
-        for ((k, outcome), n) in &m.predictions {
-            let _ = writeln!(
-                out,
-                "vigil_predictions_total{{{},outcome=\"{outcome}\"}} {n}",
-                key(k)
-            );
+        for (k, s) in &series {
+            for (outcome, n) in [("fallback", s.fallback), ("scored", s.scored)] {
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "vigil_predictions_total{{{},outcome=\"{outcome}\"}} {n}",
+                        key(k)
+                    );
+                }
+            }
         }
         out.push_str("# HELP vigil_prediction_fallbacks_total Predictions answered with the fallback, by reason.\n# TYPE vigil_prediction_fallbacks_total counter\n");
-        for ((k, reason), n) in &m.fallbacks {
-            let _ = writeln!(
-                out,
-                "vigil_prediction_fallbacks_total{{{},reason=\"{}\"}} {n}",
-                key(k),
-                escape(reason)
-            );
+        for (k, s) in &series {
+            let mut reasons: Vec<&(String, u64)> = s.fallbacks.iter().collect();
+            reasons.sort();
+            for (reason, n) in reasons {
+                let _ = writeln!(
+                    out,
+                    "vigil_prediction_fallbacks_total{{{},reason=\"{}\"}} {n}",
+                    key(k),
+                    escape(reason)
+                );
+            }
         }
         out.push_str("# HELP vigil_model_errors_total Scorings where the model failed, panicked or timed out.\n# TYPE vigil_model_errors_total counter\n");
-        for (k, n) in &m.model_errors {
-            let _ = writeln!(out, "vigil_model_errors_total{{{}}} {n}", key(k));
+        for (k, s) in &series {
+            if s.model_errors > 0 {
+                let _ = writeln!(out, "vigil_model_errors_total{{{}}} {}", key(k), s.model_errors);
+            }
         }
         out.push_str("# HELP vigil_prediction_latency_seconds Time to assemble and score one prediction.\n# TYPE vigil_prediction_latency_seconds histogram\n");
-        for (k, h) in &m.latency {
-            h.render(&mut out, "vigil_prediction_latency_seconds", &key(k));
+        for (k, s) in &series {
+            s.latency.render(&mut out, "vigil_prediction_latency_seconds", &key(k));
         }
         out.push_str("# HELP vigil_requests_total Requests to the serving endpoints, by route and status.\n# TYPE vigil_requests_total counter\n");
         for ((route, status), n) in &m.requests {

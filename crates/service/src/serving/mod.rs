@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 use vigil_domain::prediction::{FeatureRecord, PredictionMode, PredictionRecord};
+use vigil_domain::release::decision;
 use vigil_domain::{Digest, ReleaseId, Timestamp};
 use vigil_inference::{Contribution, FeatureOutcome, FeatureStatus, Inputs};
 use vigil_store::UserRecord;
 
 pub use metrics::{Metrics, Observation};
-pub use recorder::{Recorder, Ticket};
+pub use recorder::{Applied, BatchWork, Recorder, Ticket, commit_work};
 pub use request::{FieldError, PredictRequest, parse_body, parse_input, parse_row};
 pub use runtime::{Deployment, Deployments, Loaded, load_release};
 
@@ -80,21 +81,10 @@ pub struct Prediction {
     /// The model failed, panicked or timed out (answered 503 over HTTP).
     #[serde(skip)]
     pub model_failed: bool,
-}
-
-/// The decision band of `score`: with one threshold `low` / `high`, with two `low` /
-/// `medium` / `high`, with more `band-0` … `band-k`; a score equal to a threshold is above it.
-pub fn decision(thresholds: &[f64], score: f64) -> Option<String> {
-    if thresholds.is_empty() {
-        return None;
-    }
-    let band = thresholds.iter().filter(|t| score >= **t).count();
-    Some(match (thresholds.len(), band) {
-        (1, 0) | (2, 0) => "low".into(),
-        (1, 1) | (2, 2) => "high".into(),
-        (2, 1) => "medium".into(),
-        (_, b) => format!("band-{b}"),
-    })
+    /// The deployment is disabled by a monitor control: no score, the fallback
+    /// `deployment_disabled` (answered 503 over HTTP).
+    #[serde(skip)]
+    pub disabled: bool,
 }
 
 /// The outcome of scoring one row with one release.
@@ -106,6 +96,29 @@ struct Outcome {
     fallback: Option<FallbackView>,
     model_failed: bool,
     latency_us: i64,
+}
+
+/// The fallback of a deployment under the monitor's `disable` control: nothing is scored.
+fn disabled_outcome(control: Option<&vigil_store::ControlRecord>) -> Outcome {
+    Outcome {
+        score: None,
+        features: Vec::new(),
+        unknown_inputs: Vec::new(),
+        explanation: Vec::new(),
+        fallback: Some(FallbackView {
+            reason: "deployment_disabled".into(),
+            features: Vec::new(),
+            detail: match control {
+                Some(c) => format!(
+                    "the deployment is disabled (control {} set by {}); no score is given",
+                    c.id, c.set_by
+                ),
+                None => "the deployment is disabled; no score is given".into(),
+            },
+        }),
+        model_failed: false,
+        latency_us: 0,
+    }
 }
 
 fn score_row(loaded: &Loaded, inputs: &Inputs, now: Timestamp, timeout: Duration) -> Outcome {
@@ -218,6 +231,9 @@ pub struct Serving {
     next_id: AtomicU64,
     tokens: Mutex<HashMap<Digest, UserRecord>>,
     loaded_once: AtomicBool,
+    /// Moves whenever something audited changed (seen by the watcher) or the runtime was
+    /// swapped: what is cached from the store is stale once it moved.
+    changes: AtomicU64,
 }
 
 /// A random per-process prefix: request ids stay unique across restarts, which the
@@ -251,6 +267,7 @@ impl Serving {
             next_id: AtomicU64::new(1),
             tokens: Mutex::new(HashMap::new()),
             loaded_once: AtomicBool::new(false),
+            changes: AtomicU64::new(0),
         });
         tokio::spawn(watch(Arc::downgrade(&s)));
         s
@@ -262,6 +279,22 @@ impl Serving {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// How long a request waits for its record to become durable.
+    pub fn record_timeout(&self) -> Duration {
+        self.opts.record_timeout
+    }
+
+    /// The group-commit writer of prediction records.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// A counter that moves whenever what the store holds may have changed (anything
+    /// audited, here or in another process) and whenever the runtime was reloaded.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Acquire)
     }
 
     /// A new request id, unique across processes and restarts.
@@ -302,6 +335,7 @@ impl Serving {
                 self.metrics.reloaded(true, next.listing());
                 *self.deployments.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
                 self.loaded_once.store(true, Ordering::Release);
+                self.changes.fetch_add(1, Ordering::AcqRel);
                 Ok(())
             }
             Err(e) => {
@@ -411,7 +445,7 @@ impl Serving {
     fn observe(&self, loaded: &Loaded, channel: &'static str, mode: &'static str, o: &Outcome) {
         self.metrics.observe(&Observation {
             model: loaded.release.manifest.model.as_str(),
-            release: &loaded.release.id.short(),
+            release: &loaded.short_id,
             channel,
             mode,
             fallback: o.fallback.as_ref().map(|f| f.reason.as_str()),
@@ -452,9 +486,14 @@ impl Serving {
 
         let mut answers = Vec::with_capacity(rows.len());
         let mut tickets = Vec::with_capacity(rows.len());
+        let disabled = dep.controls.disabled.as_ref();
         if let Some(active) = &dep.active {
             for (i, row) in rows.iter().enumerate() {
-                let o = score_row(active, &row.inputs, now, self.opts.score_timeout);
+                let o = if disabled.is_some() {
+                    disabled_outcome(disabled)
+                } else {
+                    score_row(active, &row.inputs, now, self.opts.score_timeout)
+                };
                 self.observe(active, channel, "active", &o);
                 let rec = self.record(
                     active,
@@ -477,6 +516,7 @@ impl Serving {
                     fallback: o.fallback,
                     explanation: o.explanation,
                     model_failed: o.model_failed,
+                    disabled: disabled.is_some(),
                 });
             }
         }
@@ -544,6 +584,7 @@ async fn watch(me: Weak<Serving>) {
                 let head = head.map(|(seq, _)| seq);
                 if seen != Some(head) {
                     s.forget_tokens();
+                    s.changes.fetch_add(1, Ordering::AcqRel);
                     if s.reload().await.is_ok() {
                         seen = Some(head);
                     }

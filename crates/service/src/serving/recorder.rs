@@ -1,21 +1,50 @@
 //! Group commit of prediction records: requests hand their records to one writer task, which
 //! commits whatever is pending (up to a batch limit) in one transaction and then tells each
 //! request whether its record is durable. A request answers only after that.
+//!
+//! Besides plain records, a request may hand in [`BatchWork`]: writes that must be decided
+//! under the store's write lock and committed with the records (a CDS call's token id, its
+//! alert-fatigue checks and its card rows). The work runs inside the batch's transaction, in
+//! submission order, so it sees what earlier requests of the same batch wrote.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use vigil_domain::prediction::PredictionRecord;
+use vigil_store::Tx;
 
 use super::metrics::Metrics;
+use crate::governance::BoxFuture;
 use crate::{Error, ErrorKind, Result, Vigil};
 
 /// The outcome of a write, shared by every record of the batch.
 pub type Durable = Result<(), Error>;
 
+/// What a piece of [`BatchWork`] wrote: the prediction records to insert with the batch, and
+/// a reply for the request that submitted it (handed back once the batch is durable).
+pub struct Applied {
+    pub records: Vec<PredictionRecord>,
+    pub reply: Box<dyn Any + Send>,
+}
+
+/// Writes decided inside the batch transaction (under the store's write lock).
+pub trait BatchWork: Send + 'static {
+    /// Runs in the batch's transaction. An error fails the whole batch, as a failed insert
+    /// does; a refusal that concerns this request only belongs in the reply.
+    fn apply<'a>(self: Box<Self>, tx: &'a mut Tx) -> BoxFuture<'a, Result<Applied>>;
+}
+
+enum Item {
+    Record(PredictionRecord),
+    Work(Box<dyn BatchWork>),
+}
+
+type Reply = Result<Option<Box<dyn Any + Send>>, Error>;
+
 struct Pending {
-    record: PredictionRecord,
-    done: Option<oneshot::Sender<Durable>>,
+    item: Item,
+    done: Option<oneshot::Sender<Reply>>,
 }
 
 /// A handle to the writer task. Cloning is cheap; the task ends when every handle is gone.
@@ -25,11 +54,17 @@ pub struct Recorder {
 }
 
 /// A record handed to the writer, not yet known to be durable.
-pub struct Ticket(oneshot::Receiver<Durable>);
+pub struct Ticket(oneshot::Receiver<Reply>);
 
 impl Ticket {
     /// Waits until the record's transaction committed (or failed).
     pub async fn durable(self) -> Durable {
+        self.reply().await.map(|_| ())
+    }
+
+    /// Waits until the transaction committed, and gives the work's reply (`None` for a
+    /// plain record).
+    pub async fn reply(self) -> Result<Option<Box<dyn Any + Send>>> {
         self.0
             .await
             .unwrap_or_else(|_| Err(unavailable("the prediction record writer stopped")))
@@ -48,25 +83,81 @@ impl Recorder {
         Recorder { tx }
     }
 
-    /// Queues a record whose request waits for it.
-    pub async fn submit(&self, record: PredictionRecord) -> Ticket {
+    async fn send(&self, item: Item, wait: bool) -> Ticket {
         let (done, rx) = oneshot::channel();
         // A closed channel drops `done`, and the ticket then reports the writer stopped.
         let _ = self
             .tx
             .send(Pending {
-                record,
-                done: Some(done),
+                item,
+                done: wait.then_some(done),
             })
             .await;
         Ticket(rx)
     }
 
+    /// Queues a record whose request waits for it.
+    pub async fn submit(&self, record: PredictionRecord) -> Ticket {
+        self.send(Item::Record(record), true).await
+    }
+
+    /// Queues work for the next batch transaction; its reply comes with the ticket.
+    pub async fn submit_work(&self, work: Box<dyn BatchWork>) -> Ticket {
+        self.send(Item::Work(work), true).await
+    }
+
     /// Queues a record nobody waits for (a shadow prediction); its write is still counted
     /// in the metrics, and a failure is logged.
     pub async fn submit_detached(&self, record: PredictionRecord) {
-        let _ = self.tx.send(Pending { record, done: None }).await;
+        let _ = self.send(Item::Record(record), false).await;
     }
+}
+
+/// One batch: the work items run in order, then every record is inserted, then one commit.
+async fn commit_batch(
+    vigil: &Vigil,
+    items: Vec<Item>,
+    records: &mut Vec<PredictionRecord>,
+    replies: &mut Vec<Option<Box<dyn Any + Send>>>,
+) -> Result<()> {
+    let mut tx = vigil.store().begin().await?;
+    for item in items {
+        match item {
+            Item::Record(r) => {
+                records.push(r);
+                replies.push(None);
+            }
+            Item::Work(w) => {
+                let a = w.apply(&mut tx).await?;
+                records.extend(a.records);
+                replies.push(Some(a.reply));
+            }
+        }
+    }
+    tx.insert_predictions(records).await.map_err(|e| {
+        if e.is_conflict() {
+            Error::conflict(
+                "prediction_exists",
+                "a prediction with this request id is recorded already",
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Runs one piece of work and its records in a transaction of its own (no group commit);
+/// durable when this returns.
+pub async fn commit_work(vigil: &Vigil, work: Box<dyn BatchWork>) -> Result<Box<dyn Any + Send>> {
+    let mut records = Vec::new();
+    let mut replies = Vec::new();
+    commit_batch(vigil, vec![Item::Work(work)], &mut records, &mut replies).await?;
+    replies
+        .pop()
+        .flatten()
+        .ok_or_else(|| Error::internal("the work gave no reply"))
 }
 
 async fn writer(
@@ -77,34 +168,51 @@ async fn writer(
 ) {
     let mut pending = Vec::with_capacity(max_batch);
     let mut records = Vec::with_capacity(max_batch);
+    let mut replies = Vec::with_capacity(max_batch);
     let mut waiters = Vec::with_capacity(max_batch);
+    let mut items = Vec::with_capacity(max_batch);
     loop {
         // Whatever queued up while the previous batch was being committed goes in this one.
         if rx.recv_many(&mut pending, max_batch).await == 0 {
             break;
         }
         for p in pending.drain(..) {
-            records.push(p.record);
+            items.push(p.item);
             waiters.push(p.done);
         }
-        let result = vigil.record_predictions(&records).await;
+        let result = commit_batch(
+            &vigil,
+            std::mem::take(&mut items),
+            &mut records,
+            &mut replies,
+        )
+        .await;
         metrics.records(records.len(), result.is_ok());
-        let outcome: Durable = match result {
-            Ok(()) => Ok(()),
+        match result {
+            Ok(()) => {
+                let mut replies = replies.drain(..);
+                for w in waiters.drain(..) {
+                    let reply = replies.next().flatten();
+                    if let Some(w) = w {
+                        let _ = w.send(Ok(reply));
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!(
-                    "prediction records not written ({} records, {}): {}",
-                    records.len(),
+                    "prediction records not written ({} requests, {}): {}",
+                    waiters.len(),
                     e.code,
                     e.message
                 );
-                Err(unavailable(
+                let refused = unavailable(
                     "the prediction could not be recorded, so it is not answered; retry later",
-                ))
+                );
+                replies.clear();
+                for w in waiters.drain(..).flatten() {
+                    let _ = w.send(Err(refused.clone()));
+                }
             }
-        };
-        for w in waiters.drain(..).flatten() {
-            let _ = w.send(outcome.clone());
         }
         records.clear();
     }

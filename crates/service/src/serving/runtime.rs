@@ -10,6 +10,7 @@ use std::sync::Arc;
 use vigil_domain::{ModelName, Release, ReleaseId, Stage};
 use vigil_inference::Scorer;
 
+use crate::monitor::DeploymentControls;
 use crate::{Error, Result, Vigil};
 
 /// One release, loaded and checked against its contract.
@@ -18,6 +19,8 @@ pub struct Loaded {
     pub scorer: Scorer,
     /// The contract's model inputs, in the order the model takes them.
     pub inputs: Vec<String>,
+    /// The release's short id, as the metrics label it.
+    pub short_id: String,
 }
 
 impl Loaded {
@@ -35,6 +38,8 @@ pub struct Deployment {
     pub model: ModelName,
     pub active: Option<Arc<Loaded>>,
     pub shadow: Option<Arc<Loaded>>,
+    /// The monitor's suppress and disable controls in force when the runtime was built.
+    pub controls: DeploymentControls,
 }
 
 /// The whole runtime at one moment.
@@ -93,6 +98,7 @@ pub fn load_release(vigil: &Vigil, release: &Release) -> Result<Loaded> {
         ))
     })?;
     Ok(Loaded {
+        short_id: release.id.short(),
         release: release.clone(),
         scorer,
         inputs,
@@ -121,12 +127,14 @@ pub async fn build(vigil: &Vigil, previous: &Deployments) -> Result<Deployments>
         let active = slot(Stage::Production);
         let shadow = slot(Stage::Shadow);
         if active.is_some() || shadow.is_some() {
+            let controls = vigil.deployment_controls(m.name.as_str()).await?;
             next.models.insert(
                 m.name.to_string(),
                 Arc::new(Deployment {
                     model: m.name.clone(),
                     active,
                     shadow,
+                    controls,
                 }),
             );
         }
