@@ -701,8 +701,24 @@ async fn monitoring(
                         body.push_str("<p class=\"note\">No predictions in these windows.</p>");
                     } else {
                         body.push_str("<div class=\"figs\">");
-                        body.push_str(&vigil_report::trend_figures(&rep.context(now)));
+                        let mut ctx = rep.context(now);
+                        // Signals no window could compute (outcomes not yet imported) are
+                        // listed once instead of drawn empty.
+                        let (drawn, empty): (Vec<_>, Vec<_>) = ctx
+                            .series
+                            .into_iter()
+                            .partition(|s| s.values.iter().any(Option::is_some));
+                        ctx.series = drawn;
+                        body.push_str(&vigil_report::trend_figures(&ctx));
                         body.push_str("</div>");
+                        if !empty.is_empty() {
+                            let names: Vec<String> = empty.into_iter().map(|s| s.name).collect();
+                            let _ = write!(
+                                body,
+                                "<p class=\"note\">No window had a value for: {}.</p>",
+                                esc(&names.join(", "))
+                            );
+                        }
                     }
                 }
                 Err(e) if e.kind == ErrorKind::PreconditionFailed => {

@@ -53,14 +53,43 @@ fn call(addr: &str, method: &str, path: &str, body: Option<&Value>) -> Result<Va
         body.len()
     )
     .map_err(|e| e.to_string())?;
+    // chromedriver may keep the connection open: read the head, then exactly the body.
     let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, rest) = text.split_once("\r\n\r\n").ok_or("no HTTP head")?;
-    let rest = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(rest)
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("connection closed before the HTTP head".into());
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let length = head.lines().find_map(|l| {
+        l.strip_prefix("content-length:")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+    });
+    match length {
+        Some(len) => {
+            while raw.len() < head_end + len {
+                let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                raw.extend_from_slice(&buf[..n]);
+            }
+        }
+        None => {
+            s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+        }
+    }
+    let rest = String::from_utf8_lossy(&raw[head_end..]).into_owned();
+    let rest = if head.contains("transfer-encoding: chunked") {
+        dechunk(&rest)
     } else {
-        rest.to_owned()
+        rest
     };
     let v: Value = serde_json::from_str(&rest).map_err(|e| format!("{e}: {rest}"))?;
     if v["value"]["error"].is_string() {
@@ -112,7 +141,7 @@ pub fn base64_decode(s: &str) -> Vec<u8> {
     out
 }
 
-const ELEMENT: &str = "element-6066-11e4-a23a-4d1e10a2da49";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium window of 1366×900 (a laptop screen).

@@ -414,12 +414,8 @@ fn browse(addr: &str, token: &str, release: &str) {
     let base = format!("http://{addr}");
     b.goto(&format!("{base}/"));
     assert!(b.url().ends_with("/login"), "{}", b.url());
-    // The first Tab reaches the skip link.
-    b.press("\u{E004}");
-    assert_eq!(
-        b.script("return document.activeElement.textContent"),
-        json!("Skip to content")
-    );
+    // The token field has the focus, with its label.
+    assert_eq!(b.script("return document.activeElement.id"), json!("token"));
     let field = b.find("input#token");
     assert_eq!(
         b.script("return document.querySelector('label[for=token]').textContent"),
@@ -429,6 +425,14 @@ fn browse(addr: &str, token: &str, release: &str) {
     b.screenshot(&shots.join("00-login.png"));
     b.click(&b.find("button[type=submit]"));
     assert_eq!(b.url(), format!("{base}/"));
+    // On every other page the first Tab reaches the skip link, and it leads to the content.
+    b.press("\u{E004}");
+    assert_eq!(
+        b.script("return document.activeElement.textContent"),
+        json!("Skip to content")
+    );
+    b.press("\u{E007}");
+    assert_eq!(b.script("return document.activeElement.id"), json!("main"));
     let pages = [
         ("01-models.png", "/".to_owned(), vec![MODEL, "production", "Risk tier"]),
         (
