@@ -57,10 +57,7 @@ impl Sessions {
     }
 
     fn close(&self, id: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
     }
 }
 
@@ -274,7 +271,12 @@ async fn login(State(d): State<Shared>, headers: HeaderMap, body: Bytes) -> Resp
     }
     let id = match d.sessions.open(&token) {
         Ok(id) => id,
-        Err(e) => return html(StatusCode::INTERNAL_SERVER_ERROR, login_page(Some(&e.message))),
+        Err(e) => {
+            return html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                login_page(Some(&e.message)),
+            );
+        }
     };
     let mut r = redirect("/");
     let c = format!(
@@ -356,11 +358,7 @@ async fn models(State(d): State<Shared>, headers: HeaderMap) -> Response {
     .await
 }
 
-async fn release(
-    State(d): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
+async fn release(State(d): State<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let dd = d.clone();
     guarded(&d, &headers, |_| async move {
         let v = &dd.app.vigil;
@@ -647,7 +645,10 @@ async fn monitoring(
         let mut body = format!("<h1>Monitoring of {}</h1>", esc(&name));
         for (mode, heading) in [
             (PredictionMode::Active, "Production traffic"),
-            (PredictionMode::Shadow, "Shadow traffic of the production release"),
+            (
+                PredictionMode::Shadow,
+                "Shadow traffic of the production release",
+            ),
         ] {
             let slug = mode.to_string();
             match v
@@ -678,7 +679,11 @@ async fn monitoring(
                         ),
                         (
                             "Windows",
-                            esc(&format!("{} complete windows of {}", rep.windows.len(), rep.window)),
+                            esc(&format!(
+                                "{} complete windows of {}",
+                                rep.windows.len(),
+                                rep.window
+                            )),
                         ),
                         ("Predictions in them", total.to_string()),
                         (
@@ -742,7 +747,10 @@ async fn monitoring(
                     esc(&format!("{} – {}", f.window_start, f.window_end)),
                     esc(&f.step),
                     esc(&f.action),
-                    link(&format!("/releases/{}", seg(&f.release.to_string())), &f.release.short()),
+                    link(
+                        &format!("/releases/{}", seg(&f.release.to_string())),
+                        &f.release.short(),
+                    ),
                 ]
             })
             .collect();
@@ -845,18 +853,30 @@ mod tests {
 
     #[test]
     fn form_and_cookie_parsing() {
-        assert_eq!(form_token(b"token=vigil_ab%20c+d").as_deref(), Some("vigil_ab c d"));
+        assert_eq!(
+            form_token(b"token=vigil_ab%20c+d").as_deref(),
+            Some("vigil_ab c d")
+        );
         assert_eq!(form_token(b"x=1&token=t").as_deref(), Some("t"));
         assert_eq!(form_token(b"x=1"), None);
         assert_eq!(form_token(b"token=%zz"), None);
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; vigil_session=abc"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; vigil_session=abc"),
+        );
         assert_eq!(cookie(&h).as_deref(), Some("abc"));
         h.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         assert!(!same_origin(&h));
     }
 }

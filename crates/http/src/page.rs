@@ -167,7 +167,9 @@ mod tests {
         assert_eq!(seg("a b/c?d#e\"f"), "a%20b%2Fc%3Fd%23e%22f");
         assert_eq!(seg("deterioration-risk_1.0~x"), "deterioration-risk_1.0~x");
         let t = table("c<", &["h>"], &[vec![esc("<b>")]]);
-        assert!(t.contains("<caption>c&lt;</caption>") && t.contains("<th scope=\"col\">h&gt;</th>"));
+        assert!(
+            t.contains("<caption>c&lt;</caption>") && t.contains("<th scope=\"col\">h&gt;</th>")
+        );
         assert!(t.contains("<td>&lt;b&gt;</td>") && !t.contains("<b>"));
         let p = page("T<i>", Some("u\"><script>"), "");
         assert!(p.contains("<title>T&lt;i&gt; · Vigil</title>"));

@@ -196,7 +196,10 @@ impl Browser {
     }
 
     pub fn url(&self) -> String {
-        self.cmd("GET", "/url", None).as_str().unwrap_or("").to_owned()
+        self.cmd("GET", "/url", None)
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
     }
 
     pub fn title(&self) -> String {
@@ -235,7 +238,11 @@ impl Browser {
     }
 
     pub fn click(&self, element: &str) {
-        self.cmd("POST", &format!("/element/{element}/click"), Some(json!({})));
+        self.cmd(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
     }
 
     /// The visible text of the whole page.
@@ -261,8 +268,10 @@ impl Browser {
         self.cmd(
             "POST",
             "/actions",
-            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
-                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]})),
+            Some(
+                json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]}),
+            ),
         );
     }
 

@@ -116,7 +116,11 @@ const PEOPLE: &[(&str, &[Role], &str)] = &[
         &[Role::ClinicalReviewer],
         "clinical reviewer: signs off the evidence",
     ),
-    ("otto", &[Role::Operator], "operator: deploys, rehearses rollback"),
+    (
+        "otto",
+        &[Role::Operator],
+        "operator: deploys, rehearses rollback",
+    ),
     (
         "ehr-gateway",
         &[Role::PredictClient],
@@ -376,7 +380,8 @@ fn cds_request(contract: &FeatureContract, now: Timestamp) -> Value {
         };
         let (system, code) = code.split_once('|').unwrap_or(("", code));
         let unit = f.unit.clone().unwrap_or_default();
-        let quantity = json!({"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit});
+        let quantity =
+            json!({"value": v, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit});
         let mut obs = json!({
             "resourceType": "Observation", "id": format!("demo-{}", f.name), "status": "final",
             "code": {"coding": [{"system": system, "code": code}]},
@@ -563,8 +568,7 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
 
     let contract_toml = text("contract.toml")?;
     let reports = home.join("reports");
-    std::fs::create_dir_all(&reports)
-        .with_context(|| format!("creating {}", reports.display()))?;
+    std::fs::create_dir_all(&reports).with_context(|| format!("creating {}", reports.display()))?;
     for (label, snap, against) in [
         ("training", &train, None),
         ("validation", &validation, Some(train.value.id.to_string())),
@@ -725,8 +729,12 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
         let rows = request_rows(&contract)?;
         let now = vigil.clock().now();
         let start = now.minus(Duration::from_days(1));
-        let step = Duration::from_micros(Duration::from_days(1).as_micros() / rows.len().max(1) as i64);
-        let pb = progress(Some(rows.len() as u64), "replaying a day of traffic in shadow");
+        let step =
+            Duration::from_micros(Duration::from_days(1).as_micros() / rows.len().max(1) as i64);
+        let pb = progress(
+            Some(rows.len() as u64),
+            "replaying a day of traffic in shadow",
+        );
         let n = replay(&location, &rel, &rows, start, step, &pb).await;
         pb.finish_and_clear();
         let n = n?;
@@ -734,7 +742,12 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
             " 13. replayed {n} validation rows through the serving path as shadow traffic (channel `{REPLAY_CHANNEL}`), stamped from {start} to {now}"
         ));
         vigil
-            .rollback(&otto, MODEL, "quickstart: rehearse withdrawing the shadow candidate", true)
+            .rollback(
+                &otto,
+                MODEL,
+                "quickstart: rehearse withdrawing the shadow candidate",
+                true,
+            )
             .await?;
         say(" 14. otto rehearsed the rollback (a drill: nothing changed)".into());
         let gates = vigil.gates(&rid, Stage::Production).await?;
@@ -806,7 +819,10 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
     )
     .with_context(|| format!("writing {}", cds_path.display()))?;
     let predict_path = bundle_dir.join("predict-request.json");
-    let first = request_rows(&contract)?.into_iter().next().unwrap_or(json!({}));
+    let first = request_rows(&contract)?
+        .into_iter()
+        .next()
+        .unwrap_or(json!({}));
     std::fs::write(&predict_path, serde_json::to_string_pretty(&first)?)
         .with_context(|| format!("writing {}", predict_path.display()))?;
     say(format!(
@@ -860,7 +876,9 @@ pub async fn run(g: &Global, out: &Out, args: QuickstartArgs) -> Result<ExitCode
         let gina_token = token_of("gina").unwrap_or_else(|| "<gina's token>".into());
         let s = |t: String| line(out, &t);
         s(String::new());
-        s(format!("Dashboard: {base}/ — sign in with gina's token: {gina_token}"));
+        s(format!(
+            "Dashboard: {base}/ — sign in with gina's token: {gina_token}"
+        ));
         s(format!("Evaluation report: {}", report_path.display()));
         s("Three commands to try:".into());
         s(format!(
@@ -915,8 +933,7 @@ const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 
 /// Quotes a path for a POSIX shell when it needs it.
 fn shell_quote(s: &str) -> String {
-    if s
-        .chars()
+    if s.chars()
         .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%".contains(c))
     {
         s.to_owned()

@@ -191,8 +191,7 @@ async fn journey(db: TestDb, with_browser: bool) {
     let releases = releases.as_array().unwrap();
     assert_eq!(releases.len(), 1, "{releases:?}");
     let release = releases[0]["id"].as_str().unwrap().to_owned();
-    let history: Value =
-        serde_json::from_str(&demo.ok(&["history", MODEL, "--json"])).unwrap();
+    let history: Value = serde_json::from_str(&demo.ok(&["history", MODEL, "--json"])).unwrap();
     assert_eq!(history["live_at"]["production"], release.as_str());
     let shadow: Value = serde_json::from_str(&demo.ok(&[
         "predictions",
@@ -319,7 +318,10 @@ async fn journey(db: TestDb, with_browser: bool) {
         .find(|l| l.starts_with("set-cookie:"))
         .unwrap()
         .to_owned();
-    assert!(set.contains("httponly") && set.contains("samesite=strict"), "{set}");
+    assert!(
+        set.contains("httponly") && set.contains("samesite=strict"),
+        "{set}"
+    );
     let session = set
         .trim_start_matches("set-cookie:")
         .trim()
@@ -327,7 +329,10 @@ async fn journey(db: TestDb, with_browser: bool) {
         .next()
         .unwrap()
         .to_owned();
-    assert!(!session.contains(&gina.to_ascii_lowercase()), "the cookie holds no token");
+    assert!(
+        !session.contains(&gina.to_ascii_lowercase()),
+        "the cookie holds no token"
+    );
     let cookie = session;
     let page = |path: &str| {
         let (status, head, body) = request(&addr, "GET", path, &[("Cookie", &cookie)], "");
@@ -337,7 +342,10 @@ async fn journey(db: TestDb, with_browser: bool) {
         body
     };
     let models = page("/");
-    assert!(models.contains(MODEL) && models.contains("production"), "{models}");
+    assert!(
+        models.contains(MODEL) && models.contains("production"),
+        "{models}"
+    );
     assert!(models.contains(&format!("/releases/{release}")));
     let rel = page(&format!("/releases/{release}"));
     for want in [
@@ -371,7 +379,10 @@ async fn journey(db: TestDb, with_browser: bool) {
     let inc = page("/incidents");
     assert!(inc.contains("Incidents"));
     let aud = page("/audit");
-    assert!(aud.contains("intact") && aud.contains("release.promoted"), "{aud}");
+    assert!(
+        aud.contains("intact") && aud.contains("release.promoted"),
+        "{aud}"
+    );
     let (status, head, _) = request(&addr, "POST", "/logout", &[("Cookie", &cookie)], "");
     assert_eq!(status, 303);
     assert!(head.contains("max-age=0"));
@@ -390,7 +401,14 @@ async fn journey(db: TestDb, with_browser: bool) {
 
     // A second run reuses the home: nothing registered twice, every step found.
     drop(run);
-    let again = demo.ok(&["--as", "newcomer", "quickstart", "--no-serve", "--addr", &addr]);
+    let again = demo.ok(&[
+        "--as",
+        "newcomer",
+        "quickstart",
+        "--no-serve",
+        "--addr",
+        &addr,
+    ]);
     for want in [
         "reused the home",
         "found training snapshot",
@@ -434,19 +452,43 @@ fn browse(addr: &str, token: &str, release: &str) {
     b.press("\u{E007}");
     assert_eq!(b.script("return document.activeElement.id"), json!("main"));
     let pages = [
-        ("01-models.png", "/".to_owned(), vec![MODEL, "production", "Risk tier"]),
+        (
+            "01-models.png",
+            "/".to_owned(),
+            vec![MODEL, "production", "Risk tier"],
+        ),
         (
             "02-release.png",
             format!("/releases/{release}"),
-            vec!["Manifest", "Intended use", "Gates", "Sign-offs", "Exceptions", "Promotion history"],
+            vec![
+                "Manifest",
+                "Intended use",
+                "Gates",
+                "Sign-offs",
+                "Exceptions",
+                "Promotion history",
+            ],
         ),
         (
             "03-monitoring.png",
             format!("/monitoring/{MODEL}"),
-            vec!["Monitoring of deterioration-risk", "Production traffic", "Shadow traffic", "Rules that fired"],
+            vec![
+                "Monitoring of deterioration-risk",
+                "Production traffic",
+                "Shadow traffic",
+                "Rules that fired",
+            ],
         ),
-        ("04-incidents.png", "/incidents".to_owned(), vec!["Incidents"]),
-        ("05-audit.png", "/audit".to_owned(), vec!["Audit log", "intact"]),
+        (
+            "04-incidents.png",
+            "/incidents".to_owned(),
+            vec!["Incidents"],
+        ),
+        (
+            "05-audit.png",
+            "/audit".to_owned(),
+            vec!["Audit log", "intact"],
+        ),
     ];
     for (shot, path, wants) in &pages {
         b.goto(&format!("{base}{path}"));
@@ -460,7 +502,10 @@ fn browse(addr: &str, token: &str, release: &str) {
     }
     // The release page draws the evaluation's plots and links to the model card.
     b.goto(&format!("{base}/releases/{release}"));
-    assert!(b.find_all("figure svg") >= 2, "the evidence plots are drawn");
+    assert!(
+        b.find_all("figure svg") >= 2,
+        "the evidence plots are drawn"
+    );
     b.click(&b.find("a[href$='/card']"));
     assert!(b.url().ends_with("/card"));
     // Navigation by real links: from the models page to the release.

@@ -165,21 +165,24 @@ impl Vigil {
         let policy = self.current_policy().await?;
         let evidence = self.gather_evidence(&release).await?;
         let now = self.clock.now();
-        Ok(
-            [Stage::Validated, Stage::Approved, Stage::Shadow, Stage::Production]
-                .into_iter()
-                .map(|to| GateReport {
-                    release: release.id,
-                    model: model.name.clone(),
-                    risk_tier: model.risk_tier,
-                    from,
-                    to,
-                    policy_version: policy.version,
-                    evidence_digest: evidence.digest(),
-                    gates: evaluate_gates(policy.policy.gates(model.risk_tier, to), &evidence, now),
-                })
-                .collect(),
-        )
+        Ok([
+            Stage::Validated,
+            Stage::Approved,
+            Stage::Shadow,
+            Stage::Production,
+        ]
+        .into_iter()
+        .map(|to| GateReport {
+            release: release.id,
+            model: model.name.clone(),
+            risk_tier: model.risk_tier,
+            from,
+            to,
+            policy_version: policy.version,
+            evidence_digest: evidence.digest(),
+            gates: evaluate_gates(policy.policy.gates(model.risk_tier, to), &evidence, now),
+        })
+        .collect())
     }
 
     pub(crate) async fn gate_report(&self, release: &Release, to: Stage) -> Result<GateReport> {

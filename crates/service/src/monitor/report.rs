@@ -105,8 +105,16 @@ impl Vigil {
         at: Timestamp,
         by: Option<&str>,
     ) -> Result<MonitorReport> {
-        self.monitor_report_in(PredictionMode::Active, actor, model, window, periods, at, by)
-            .await
+        self.monitor_report_in(
+            PredictionMode::Active,
+            actor,
+            model,
+            window,
+            periods,
+            at,
+            by,
+        )
+        .await
     }
 
     /// The same report over the production release's records in `mode`: its active traffic,
