@@ -20,6 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# The dashboard's browser tests drive headless Chromium through chromedriver.
+scripts/browser.sh
+
 # Start the local PostgreSQL cluster if it is installed but stopped.
 if ! psql "$VIGIL_TEST_POSTGRES_URL" -qtAc 'SELECT 1' >/dev/null 2>&1; then
   if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then

@@ -1,4 +1,5 @@
-//! Vigil's REST API under `/api/v1`, the Open Inference Protocol under `/v2` and `/metrics`:
+//! Vigil's REST API under `/api/v1`, the Open Inference Protocol under `/v2`, `/metrics` and
+//! the dashboard at `/` (`dashboard.rs`, pages drawn by `page.rs`):
 //! thin handlers over the service, bearer-token authentication, one table from error kind to
 //! status, request ids, a panic guard, and an OpenAPI document built from the route table in
 //! [`routes::ROUTES`].
@@ -6,9 +7,11 @@
 //! Only this crate knows HTTP: status codes, headers and the JSON shapes of the public API.
 
 pub mod cds;
+mod dashboard;
 mod error;
 mod handlers;
 pub mod openapi;
+mod page;
 pub mod routes;
 mod serving;
 
@@ -86,7 +89,9 @@ pub fn router_with_cds(vigil: Vigil, cds: Option<Arc<CdsService>>) -> Router {
 /// at `/cds-services` when given.
 pub fn router_with(state: AppState, cds: Option<Arc<CdsService>>) -> Router {
     let state = Arc::new(state);
-    let api = routes::api().with_state(state.clone());
+    let api = routes::api()
+        .with_state(state.clone())
+        .merge(dashboard::routes(state.clone()));
     let app = match cds {
         Some(c) => api.merge(cds::routes(c)),
         None => api,

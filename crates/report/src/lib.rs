@@ -25,7 +25,23 @@ mod summary;
 pub use drift::render_drift;
 pub use evaluation::render_evaluation;
 pub use html::escape;
-pub use monitor::{MonitorContext, TrendSeries, render_monitor};
+pub use monitor::{MonitorContext, TrendSeries, render_monitor, trend_figures};
+
+/// The `<figure>` elements of a report this crate rendered, in page order: a page that shows
+/// the evidence (a dashboard) embeds the very plots that were signed off.
+pub fn figures(report_html: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut rest = report_html;
+    while let Some(start) = rest.find("<figure") {
+        let Some(len) = rest[start..].find("</figure>") else {
+            break;
+        };
+        let end = start + len + "</figure>".len();
+        out.push(&rest[start..end]);
+        rest = &rest[end..];
+    }
+    out
+}
 
 /// What the evaluation report is about, in the words of the people who registered it.
 /// Every string here is escaped before it reaches the page.
@@ -82,5 +98,36 @@ impl Default for DriftContext {
             psi_threshold: vigil_stats::DriftOptions::default().psi_threshold,
             notes: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_are_cut_out_of_a_rendered_report_in_order() {
+        let ctx = MonitorContext {
+            title: "t".into(),
+            windows: vec!["a".into(), "b".into()],
+            series: ["first", "second", "third"]
+                .iter()
+                .map(|n| TrendSeries {
+                    name: (*n).into(),
+                    values: vec![Some(1.0), Some(2.0)],
+                    limit: None,
+                })
+                .collect(),
+            ..MonitorContext::default()
+        };
+        let page = render_monitor(&ctx);
+        let figs = figures(&page);
+        assert_eq!(figs.len(), 3);
+        for (f, name) in figs.iter().zip(["first", "second", "third"]) {
+            assert!(f.starts_with("<figure") && f.ends_with("</figure>"));
+            assert!(f.contains(name), "{f}");
+        }
+        assert_eq!(trend_figures(&ctx).matches("<figure").count(), 3);
+        assert!(figures("<p>no plots</p><figure>unclosed").is_empty());
     }
 }

@@ -101,6 +101,15 @@ fn trend_figure(i: usize, s: &TrendSeries, windows: &[String]) -> String {
 }
 
 /// Renders the monitor report as one self-contained HTML document.
+/// The trend plots alone (one `<figure>` per series), for pages that frame them themselves.
+pub fn trend_figures(ctx: &MonitorContext) -> String {
+    let mut trends = String::new();
+    for (i, s) in ctx.series.iter().enumerate() {
+        trends.push_str(&trend_figure(i, s, &ctx.windows));
+    }
+    trends
+}
+
 pub fn render_monitor(ctx: &MonitorContext) -> String {
     let _ = GREY;
     let mut page = Page::default();
@@ -118,11 +127,7 @@ pub fn render_monitor(ctx: &MonitorContext) -> String {
             ),
         );
     }
-    let mut trends = String::new();
-    for (i, s) in ctx.series.iter().enumerate() {
-        trends.push_str(&trend_figure(i, s, &ctx.windows));
-    }
-    page.section("trends", "Signals by window", trends);
+    page.section("trends", "Signals by window", trend_figures(ctx));
     if let Some(d) = &ctx.drift {
         page.section(
             "drift",

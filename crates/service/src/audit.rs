@@ -144,6 +144,17 @@ impl Vigil {
     pub async fn list_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>> {
         Ok(self.store.list_audit(filter).await?)
     }
+
+    /// The newest `n` audit events, oldest first.
+    pub async fn recent_audit(&self, n: i64) -> Result<Vec<AuditEvent>> {
+        let head = self.store.audit_head().await?.map_or(0, |(seq, _)| seq);
+        self.list_audit(&AuditFilter {
+            after_seq: (head - n).max(0),
+            limit: n,
+            ..AuditFilter::default()
+        })
+        .await
+    }
 }
 
 /// What checking one range of the chain found.

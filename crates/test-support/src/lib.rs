@@ -1,5 +1,5 @@
-//! Test support (a dev-dependency only): fresh stores on both backends, temporary homes and
-//! paths to fixtures.
+//! Test support (a dev-dependency only): fresh stores on both backends, temporary homes,
+//! paths to fixtures, and a small WebDriver client for browser tests (`webdriver.rs`).
 //!
 //! One test body, two databases: [`both_backends!`] expands a test into a `sqlite` and a
 //! `postgres` variant. The PostgreSQL variant runs against a fresh database created on the
@@ -14,6 +14,8 @@ use vigil_domain::Timestamp;
 use vigil_store::{BackendKind, Store};
 
 pub use tempfile;
+
+pub mod webdriver;
 
 /// A store for one test, on a fresh database, with a temporary folder beside it.
 pub struct TestDb {

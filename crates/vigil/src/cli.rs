@@ -48,7 +48,7 @@ pub struct Global {
 pub enum Command {
     /// Create (or upgrade) a Vigil home: folder, artifact store and database schema
     Init,
-    /// Walk through Vigil on the bundled example: register a dataset, a model and a release, then verify the audit chain
+    /// The whole lifecycle on the bundled example in a demo home (register, check, evaluate, sign off, shadow, production, CDS client), then serve it
     Quickstart(QuickstartArgs),
     /// Dataset snapshots: register, list, show
     #[command(subcommand)]
@@ -259,6 +259,12 @@ pub struct QuickstartArgs {
     /// Where the demo home goes [default: $VIGIL_HOME, else ./vigil-demo]
     #[arg(long, value_name = "DIR")]
     pub demo_home: Option<PathBuf>,
+    /// Where the server listens at the end
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: String,
+    /// Stop after the lifecycle, without starting the server (for scripts)
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 #[derive(Subcommand, Debug)]

@@ -158,6 +158,35 @@ both_backends! {
             assert_eq!(code, 3, "{file}: {text}");
             assert!(text.contains(file), "{file}: {text}");
         }
+        // Every file of the package, changed by one byte, fails the verification.
+        let index: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(pkg.join("index.json")).unwrap()).unwrap();
+        let mut files: Vec<String> = index["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(files.len() > 10, "{files:?}");
+        files.push("index.json".into());
+        for file in &files {
+            let _ = std::fs::remove_dir_all(&tampered);
+            copy_tree(&pkg, &tampered);
+            let p = tampered.join(file);
+            let mut bytes = std::fs::read(&p).unwrap();
+            match bytes.last_mut() {
+                Some(b) => *b ^= 0x01,
+                None => bytes.push(b' '),
+            }
+            std::fs::write(&p, bytes).unwrap();
+            let (code, text) = verify_package(&tampered);
+            if file == "index.json" {
+                assert_ne!(code, 0, "changing the index went unnoticed: {text}");
+            } else {
+                assert_eq!(code, 3, "changing {file} went unnoticed: {text}");
+            }
+        }
+
         // A file slipped in, and an index rewritten to match a change, are caught too.
         let _ = std::fs::remove_dir_all(&tampered);
         copy_tree(&pkg, &tampered);

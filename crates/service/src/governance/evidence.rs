@@ -162,6 +162,36 @@ impl Vigil {
         self.gate_report(&release, to).await
     }
 
+    /// The gates of every forward stage (validated, approved, shadow, production), each judged
+    /// on the evidence now, whatever stage the release has reached: what a reader of a
+    /// release's record wants to see, including for a release already in production.
+    pub async fn gate_reports(&self, release_id: &str) -> Result<Vec<GateReport>> {
+        let release = self.get_release(release_id).await?;
+        let model = self.get_model(release.manifest.model.as_str()).await?;
+        let from = self.release_stage(&release).await?;
+        let policy = self.current_policy().await?;
+        let evidence = self.gather_evidence(&release).await?;
+        let now = self.clock.now();
+        Ok([
+            Stage::Validated,
+            Stage::Approved,
+            Stage::Shadow,
+            Stage::Production,
+        ]
+        .into_iter()
+        .map(|to| GateReport {
+            release: release.id,
+            model: model.name.clone(),
+            risk_tier: model.risk_tier,
+            from,
+            to,
+            policy_version: policy.version,
+            evidence_digest: evidence.digest(),
+            gates: evaluate_gates(policy.policy.gates(model.risk_tier, to), &evidence, now),
+        })
+        .collect())
+    }
+
     pub(crate) async fn gate_report(&self, release: &Release, to: Stage) -> Result<GateReport> {
         let model = self.get_model(release.manifest.model.as_str()).await?;
         let from = self.release_stage(release).await?;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use vigil_domain::monitor::{Signal, due_window};
+use vigil_domain::prediction::PredictionMode;
 use vigil_domain::{Duration, ReleaseId, Stage, Timestamp, UserName};
 use vigil_stats::{DriftOptions, DriftReport};
 
@@ -31,6 +32,8 @@ pub struct WindowSignals {
 pub struct MonitorReport {
     pub model: String,
     pub release: ReleaseId,
+    /// Whose records: the release's active traffic, or its shadow traffic.
+    pub mode: PredictionMode,
     pub at: Timestamp,
     pub window: Duration,
     pub label_delay: Duration,
@@ -103,6 +106,31 @@ impl Vigil {
         at: Timestamp,
         by: Option<&str>,
     ) -> Result<MonitorReport> {
+        self.monitor_report_in(
+            PredictionMode::Active,
+            actor,
+            model,
+            window,
+            periods,
+            at,
+            by,
+        )
+        .await
+    }
+
+    /// The same report over the production release's records in `mode`: its active traffic,
+    /// or the shadow traffic it scored before it went live.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn monitor_report_in(
+        &self,
+        mode: PredictionMode,
+        actor: &UserName,
+        model: &str,
+        window: Duration,
+        periods: usize,
+        at: Timestamp,
+        by: Option<&str>,
+    ) -> Result<MonitorReport> {
         let m = self.get_model(model).await?;
         let stages = self.store.list_stages(&m.name).await?;
         let Some((rid, _, _)) = stages.iter().find(|(_, s, _)| *s == Stage::Production) else {
@@ -151,7 +179,7 @@ impl Vigil {
         let first_start =
             last_end.minus(Duration::from_micros(window.as_micros() * periods as i64));
         let all = self
-            .window_records(&m.name, rid, first_start, last_end)
+            .window_records_in(mode, &m.name, rid, first_start, last_end)
             .await?;
         let mut windows = Vec::new();
         let mut latest: Vec<&vigil_domain::prediction::PredictionRecord> = Vec::new();
@@ -227,6 +255,7 @@ impl Vigil {
         Ok(MonitorReport {
             model: m.name.to_string(),
             release: *rid,
+            mode,
             at,
             window,
             label_delay,
@@ -322,6 +351,11 @@ impl Vigil {
 impl MonitorReport {
     /// The self-contained HTML report with a trend plot per signal.
     pub fn html(&self, generated_at: Timestamp) -> String {
+        vigil_report::render_monitor(&self.context(generated_at))
+    }
+
+    /// What the report draws: a trend series per signal, the latest drift and the notes.
+    pub fn context(&self, generated_at: Timestamp) -> vigil_report::MonitorContext {
         let mut keys: Vec<String> = vec![
             "volume".into(),
             "fallback_rate".into(),
@@ -361,7 +395,7 @@ impl MonitorReport {
         {
             notes.push(format!("Review by {due} ({:?}).", r.status));
         }
-        let ctx = vigil_report::MonitorContext {
+        vigil_report::MonitorContext {
             title: format!("Monitoring of {}", self.model),
             model: self.model.clone(),
             release: self.release.to_string(),
@@ -371,7 +405,6 @@ impl MonitorReport {
             verdicts: Vec::new(),
             drift: Some(self.drift.clone()),
             notes,
-        };
-        vigil_report::render_monitor(&ctx)
+        }
     }
 }

@@ -193,12 +193,25 @@ impl Vigil {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<PredictionRecord>> {
+        self.window_records_in(PredictionMode::Active, model, release, start, end)
+            .await
+    }
+
+    /// The records of one release in one mode (active or shadow) recorded in `[start, end)`.
+    pub(crate) async fn window_records_in(
+        &self,
+        mode: PredictionMode,
+        model: &ModelName,
+        release: &ReleaseId,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<PredictionRecord>> {
         Ok(self
             .store
             .list_predictions(&PredictionFilter {
                 model: Some(model.to_string()),
                 release: Some(*release),
-                mode: Some(PredictionMode::Active),
+                mode: Some(mode),
                 since: Some(start),
                 until: Some(end),
                 ..PredictionFilter::default()

@@ -453,6 +453,16 @@ fn duration(flag: &str, s: &str) -> Result<std::time::Duration> {
 }
 
 pub async fn serve(cfg: &Config, a: crate::cli::ServeArgs) -> Result<ExitCode> {
+    serve_with(cfg, a, |_| {}).await
+}
+
+/// `vigil serve`, telling `before_listening` the bound address before the "listening" lines
+/// are printed (the quickstart prints what to try there).
+pub async fn serve_with(
+    cfg: &Config,
+    a: crate::cli::ServeArgs,
+    before_listening: impl FnOnce(std::net::SocketAddr),
+) -> Result<ExitCode> {
     let opts = vigil_service::serving::ServingOptions {
         poll_interval: duration("poll-interval", &a.poll_interval)?,
         score_timeout: duration("score-timeout", &a.score_timeout)?,
@@ -500,6 +510,7 @@ pub async fn serve(cfg: &Config, a: crate::cli::ServeArgs) -> Result<ExitCode> {
         if configured.is_none() {
             on_bound_cds.set_public_url(&format!("http://{bound}"));
         }
+        before_listening(bound);
         // Whoever started the server may read only the first line and close the pipe:
         // nothing after it may fail.
         let mut out = std::io::stdout();
