@@ -90,7 +90,6 @@ impl Store {
         }
         Ok(())
     }
-
 }
 
 impl Tx {
