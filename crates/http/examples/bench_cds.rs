@@ -13,9 +13,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
-use serde_json::{Value, json};
 use rsa::signature::{SignatureEncoding, Signer};
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+use serde_json::{Value, json};
 use vigil_cds::jwt::{self, Es384Signer, Jwk, Jwks, KeySource, b64url, sign_with};
 use vigil_domain::governance::Decision;
 use vigil_domain::policy::{DataCheckSummary, EvaluationSummary, SubgroupMetrics};
@@ -104,7 +104,10 @@ impl rsa::rand_core::RngCore for OsRandom {
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         getrandom::fill(dest).unwrap();
     }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> std::result::Result<(), rsa::rand_core::Error> {
+    fn try_fill_bytes(
+        &mut self,
+        dest: &mut [u8],
+    ) -> std::result::Result<(), rsa::rand_core::Error> {
         self.fill_bytes(dest);
         Ok(())
     }
@@ -131,7 +134,8 @@ fn unhex(s: &str) -> rsa::BigUint {
 fn new_rsa_key(home: &std::path::Path) -> Value {
     let key = rsa::RsaPrivateKey::new(&mut OsRandom, 2048).unwrap();
     let primes: Vec<String> = key.primes().iter().map(hex).collect();
-    let private = json!({"n": hex(key.n()), "e": hex(key.e()), "d": hex(key.d()), "primes": primes});
+    let private =
+        json!({"n": hex(key.n()), "e": hex(key.e()), "d": hex(key.d()), "primes": primes});
     std::fs::write(home.join(RSA_FILE), private.to_string()).unwrap();
     json!({"kty": "RSA", "kid": RSA_KID, "alg": "RS384", "use": "sig",
            "n": b64url(&key.n().to_bytes_be()), "e": b64url(&key.e().to_bytes_be())})
@@ -139,7 +143,12 @@ fn new_rsa_key(home: &std::path::Path) -> Value {
 
 fn rsa_signer(home: &std::path::Path) -> rsa::pkcs1v15::SigningKey<rsa::sha2::Sha384> {
     let v: Value = serde_json::from_slice(&std::fs::read(home.join(RSA_FILE)).unwrap()).unwrap();
-    let primes = v["primes"].as_array().unwrap().iter().map(|p| unhex(p.as_str().unwrap())).collect();
+    let primes = v["primes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| unhex(p.as_str().unwrap()))
+        .collect();
     let key = rsa::RsaPrivateKey::from_components(
         unhex(v["n"].as_str().unwrap()),
         unhex(v["e"].as_str().unwrap()),
@@ -385,7 +394,11 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
     let t0 = Instant::now();
     for (t, _) in &bodies[..sample] {
         let u = jwt::decode(t).unwrap();
-        let expect = jwt::Expect { audience: &aud, now: now.as_unix_seconds(), leeway_secs: 30 };
+        let expect = jwt::Expect {
+            audience: &aud,
+            now: now.as_unix_seconds(),
+            leeway_secs: 30,
+        };
         jwt::verify(&u, KeySource::Static(&keys), expect).unwrap();
     }
     println!(

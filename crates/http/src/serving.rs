@@ -480,10 +480,7 @@ fn infer_rows(
                 "BYTES" => match v {
                     Value::String(s) => Input::text(s.clone()),
                     _ => {
-                        return Err(FieldError::new(
-                            field(),
-                            "expected text in a BYTES tensor",
-                        ));
+                        return Err(FieldError::new(field(), "expected text in a BYTES tensor"));
                     }
                 },
                 "BOOL" => match v {

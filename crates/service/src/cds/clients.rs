@@ -422,9 +422,7 @@ impl CdsService {
             leeway_secs: self.config.leeway_secs,
         };
         let verified = match (&client.jwks, &client.record.jwks, &client.record.jku) {
-            (Some(set), _, _) => {
-                jwt::verify(&u, KeySource::Static(set), expect).map_err(&fail)?
-            }
+            (Some(set), _, _) => jwt::verify(&u, KeySource::Static(set), expect).map_err(&fail)?,
             (None, Some(text), _) => {
                 let set = Jwks::parse(text).map_err(&fail)?;
                 jwt::verify(&u, KeySource::Static(&set), expect).map_err(&fail)?

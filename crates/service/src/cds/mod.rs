@@ -947,7 +947,8 @@ fn fallback_text(outcome: &Outcome, mapped: &fhir::Mapped) -> (String, Vec<Strin
                     "The patient's data could not be fetched from the EHR in time.".to_string()
                 }
                 "deployment_disabled" => {
-                    "The model is disabled by its monitoring policy; no risk is computed.".to_string()
+                    "The model is disabled by its monitoring policy; no risk is computed."
+                        .to_string()
                 }
                 _ => "The patient's data could not be fetched from the EHR.".to_string(),
             },

@@ -6,7 +6,6 @@ use vigil_domain::FeatureContract;
 use vigil_domain::prediction::{FeatureRecord, PredictionRecord};
 use vigil_inference::contract::{FeatureOutcome, FeatureStatus};
 
-
 /// A CDS call as recorded: a prediction record on channel `cds` whose context holds the
 /// hookInstance, the card uuids, the mapping's account, the fetched keys and the client.
 pub type CdsPrediction = PredictionRecord;

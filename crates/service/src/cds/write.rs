@@ -118,8 +118,15 @@ impl CdsWork {
             Cards::Fixed(s) => s,
             Cards::Alert(a) => {
                 let ind = a.indicator.as_str();
-                match held_back(tx, &a.model, &a.patient_key, a.indicator, a.now, &a.settings)
-                    .await?
+                match held_back(
+                    tx,
+                    &a.model,
+                    &a.patient_key,
+                    a.indicator,
+                    a.now,
+                    &a.settings,
+                )
+                .await?
                 {
                     None => a.alert,
                     Some((why, CdsNoScore::InfoCard)) => Shown {
@@ -142,8 +149,7 @@ impl CdsWork {
             if shown.decision.is_some() {
                 record.decision = shown.decision;
             }
-            record.context["cards"] =
-                json!(shown.rows.iter().map(|c| &c.uuid).collect::<Vec<_>>());
+            record.context["cards"] = json!(shown.rows.iter().map(|c| &c.uuid).collect::<Vec<_>>());
             if let Some(why) = shown.suppressed {
                 record.context["suppressed"] = json!(why);
             }
@@ -206,7 +212,10 @@ mod tests {
         assert!(!s.claim("iss", "a", 100, 50));
         assert!(s.claim("other", "a", 100, 50), "ids are per issuer");
         assert!(s.claim("iss", "b", 100, 50));
-        assert!(s.claim("iss", "a", 300, 101), "an expired id may be used again");
+        assert!(
+            s.claim("iss", "a", 300, 101),
+            "an expired id may be used again"
+        );
         assert!(!s.claim("iss", "a", 300, 102));
     }
 }

@@ -198,12 +198,18 @@ impl Metrics {
         out.push_str("# HELP vigil_model_errors_total Scorings where the model failed, panicked or timed out.\n# TYPE vigil_model_errors_total counter\n");
         for (k, s) in &series {
             if s.model_errors > 0 {
-                let _ = writeln!(out, "vigil_model_errors_total{{{}}} {}", key(k), s.model_errors);
+                let _ = writeln!(
+                    out,
+                    "vigil_model_errors_total{{{}}} {}",
+                    key(k),
+                    s.model_errors
+                );
             }
         }
         out.push_str("# HELP vigil_prediction_latency_seconds Time to assemble and score one prediction.\n# TYPE vigil_prediction_latency_seconds histogram\n");
         for (k, s) in &series {
-            s.latency.render(&mut out, "vigil_prediction_latency_seconds", &key(k));
+            s.latency
+                .render(&mut out, "vigil_prediction_latency_seconds", &key(k));
         }
         out.push_str("# HELP vigil_requests_total Requests to the serving endpoints, by route and status.\n# TYPE vigil_requests_total counter\n");
         for ((route, status), n) in &m.requests {
