@@ -383,9 +383,8 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
     // What verifying one token costs the server (the same checks, in this process).
     let mut keys: Value = read_json("cds-hooks/v3ballot__30_json-web-key-set-public-key.json");
     if let Minter::Rs384(k) = &minter {
-        use rsa::pkcs1v15::VerifyingKey;
-        let public = VerifyingKey::<rsa::sha2::Sha384>::from(k.clone());
-        let pk: &rsa::RsaPublicKey = public.as_ref();
+        let private: &rsa::RsaPrivateKey = k.as_ref();
+        let pk = &private.to_public_key();
         keys["keys"].as_array_mut().unwrap().push(json!({"kty": "RSA", "kid": RSA_KID,
             "alg": "RS384", "n": b64url(&pk.n().to_bytes_be()), "e": b64url(&pk.e().to_bytes_be())}));
     }

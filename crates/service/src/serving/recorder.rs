@@ -35,6 +35,8 @@ pub trait BatchWork: Send + 'static {
     fn apply<'a>(self: Box<Self>, tx: &'a mut Tx) -> BoxFuture<'a, Result<Applied>>;
 }
 
+// Records are the common case on the hot path; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 enum Item {
     Record(PredictionRecord),
     Work(Box<dyn BatchWork>),
