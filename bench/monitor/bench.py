@@ -54,11 +54,12 @@ def evidently(d, k):
         res = snap.dict()
         total += time.perf_counter() - t
         for m in res["metrics"]:
-            mid = m.get("metric_id", "")
-            if "ValueDrift" not in mid:
+            cfg = m.get("config", {})
+            if not cfg.get("type", "").endswith(":ValueDrift"):
                 continue
-            col = mid.split("column=")[1].split(",")[0].rstrip(")")
-            out.setdefault(col, {})[key] = float(m["value"])
+            out.setdefault(cfg["column"], {})[key] = float(m["value"])
+    if len(out) != k:
+        sys.exit(f"evidently reported drift for {len(out)} of {k} columns")
     print(json.dumps({"seconds": total, "features": out}))
 
 
