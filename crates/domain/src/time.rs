@@ -220,7 +220,9 @@ fn num(s: &str) -> Option<i64> {
 
 fn parse_timestamp(s: &str) -> Option<Timestamp> {
     let b = s.as_bytes();
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+    // The date's fields are ASCII; anything else (a multi-byte character among them) is
+    // not a time, and must not be sliced through.
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' || !b[..10].is_ascii() {
         return None;
     }
     let y = num(&s[0..4])?;
@@ -287,6 +289,13 @@ fn parse_timestamp(s: &str) -> Option<Timestamp> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_multi_byte_character_in_the_date_is_refused_not_sliced() {
+        for s in ["2024-01-1é", "2024-01-1éT00:00:00Z", "2024-0é-01", "2é24-01-01"] {
+            assert!(Timestamp::parse(s).is_err(), "{s}");
+        }
+    }
 
     #[test]
     fn formats_fixed_width() {
