@@ -292,7 +292,12 @@ mod tests {
 
     #[test]
     fn a_multi_byte_character_in_the_date_is_refused_not_sliced() {
-        for s in ["2024-01-1é", "2024-01-1éT00:00:00Z", "2024-0é-01", "2é24-01-01"] {
+        for s in [
+            "2024-01-1é",
+            "2024-01-1éT00:00:00Z",
+            "2024-0é-01",
+            "2é24-01-01",
+        ] {
             assert!(Timestamp::parse(s).is_err(), "{s}");
         }
     }

@@ -12,7 +12,7 @@ use std::time::{Duration as StdDuration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -80,6 +80,7 @@ pub fn routes(app: Arc<AppState>) -> Router {
         .route("/logout", post(logout))
         .route("/releases/{id}", get(release))
         .route("/releases/{id}/card", get(card))
+        .route("/models/{model}/evidence", get(evidence_link))
         .route("/releases/{id}/evaluations/{eval}", get(evaluation_report))
         .route("/monitoring/{model}", get(monitoring))
         .route("/incidents", get(incidents))
@@ -605,6 +606,19 @@ async fn card(State(d): State<Shared>, headers: HeaderMap, Path(id): Path<String
     }
     let doc = d.app.vigil.model_card(&id).await.map(|c| c.to_html());
     document(&d, &headers, doc).await
+}
+
+/// The evidence link every CDS card's `source` carries: the release's model card.
+async fn evidence_link(Path(_model): Path<String>, RawQuery(q): RawQuery) -> Response {
+    let release = q.as_deref().unwrap_or_default().split('&').find_map(|kv| {
+        kv.strip_prefix("release=")
+            .filter(|r| !r.is_empty() && r.len() <= 64 && r.bytes().all(|b| b.is_ascii_hexdigit()))
+    });
+    let to = match release {
+        Some(r) => format!("/releases/{r}/card"),
+        None => "/".to_owned(),
+    };
+    (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
 
 async fn evaluation_report(

@@ -244,6 +244,7 @@ async fn journey(db: TestDb, with_browser: bool) {
         cards[0]["summary"].as_str().is_some_and(|s| !s.is_empty()),
         "{body}"
     );
+    let source_url = cards[0]["source"]["url"].as_str().unwrap().to_owned();
     // An unsigned call is refused.
     let (status, _, _) = request(
         &addr,
@@ -367,6 +368,21 @@ async fn journey(db: TestDb, with_browser: bool) {
     }
     let card = page(&format!("/releases/{release}/card"));
     assert!(card.contains(MODEL));
+    // Every CDS card's source links to the release's model card.
+    let source_path = &source_url[source_url.find("/models/").expect("a dashboard path")..];
+    let (status, head, _) = request(&addr, "GET", source_path, &[("Cookie", &cookie)], "");
+    assert_eq!(status, 303, "{source_url}");
+    let to = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .expect("a redirect")
+        .trim()
+        .to_owned();
+    assert!(
+        to.starts_with("/releases/") && to.ends_with("/card"),
+        "{to}"
+    );
+    assert!(page(&to).contains(MODEL));
     let mon = page(&format!("/monitoring/{MODEL}"));
     assert!(mon.contains("Production traffic: signals by hour"), "{mon}");
     // The replayed day shows as the release's shadow traffic, hour by hour.
