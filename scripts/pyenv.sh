@@ -10,6 +10,11 @@ cache=${VIGIL_CACHE:-$HOME/.cache/vigil}
 dir="$cache/venv-$name"
 stamp="$dir/.requirements.sha256"
 want=$(sha256sum "$req" | cut -d' ' -f1)
+# Two tests (or benches) may ask for the same environment at once: one builds it, the
+# other waits for it.
+mkdir -p "$cache"
+exec 9>"$cache/venv-$name.lock"
+flock 9
 if [ ! -x "$dir/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   rm -rf "$dir"
   mkdir -p "$cache"
