@@ -44,6 +44,7 @@ fn demo() -> (tempfile::TempDir, PathBuf, String, String) {
         &[
             "--json",
             "quickstart",
+            "--no-serve",
             "--demo-home",
             home.to_str().unwrap(),
         ],

@@ -148,7 +148,7 @@ fn quickstart_runs_on_the_embedded_default_and_reuses_its_home() {
     let home = dir.path().join("demo");
     let run = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["quickstart", "--demo-home", path(&home)])
+            .args(["quickstart", "--no-serve", "--demo-home", path(&home)])
             .env_remove("VIGIL_HOME")
             .env_remove("VIGIL_DATABASE_URL")
             .output()
