@@ -523,6 +523,10 @@ fn browse(addr: &str, token: &str, release: &str) {
         "the evidence plots are drawn"
     );
     b.click(&b.find("a[href$='/card']"));
+    let t0 = std::time::Instant::now();
+    while !b.url().ends_with("/card") && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(b.url().ends_with("/card"));
     // Navigation by real links: from the models page to the release.
     b.goto(&format!("{base}/"));
@@ -530,6 +534,11 @@ fn browse(addr: &str, token: &str, release: &str) {
     assert!(b.text().contains("Promotion history"));
     b.goto(&format!("{base}/audit"));
     b.click(&b.find("header form button"));
+    // The click returns before the browser has followed the logout's redirect.
+    let t0 = std::time::Instant::now();
+    while !b.url().ends_with("/login") && t0.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     assert!(b.url().ends_with("/login"), "logged out: {}", b.url());
     eprintln!("dashboard screenshots in {}", shots.display());
 }
