@@ -12,7 +12,7 @@ use vigil_stats::{DriftOptions, DriftReport};
 
 use super::DeploymentControls;
 use super::profile::ProfileSummary;
-use super::run::RevalidationView;
+use super::run::{RevalidationView, feedback_of};
 use super::signals::{self, SignalValue, WindowData};
 use crate::{Error, Result, Vigil};
 
@@ -181,6 +181,7 @@ impl Vigil {
         let all = self
             .window_records_in(mode, &m.name, rid, first_start, last_end)
             .await?;
+        let feedback = self.feedback_since(&m.name, first_start).await?;
         let mut windows = Vec::new();
         let mut latest: Vec<&vigil_domain::prediction::PredictionRecord> = Vec::new();
         for k in 0..periods {
@@ -199,9 +200,9 @@ impl Vigil {
             if k + 1 == periods {
                 latest = recs.clone();
             }
-            let feedback = self.join_feedback(&m.name, start, &recs).await?;
+            let fb = feedback_of(&feedback, start, &recs);
             windows.push(self.window_signals(
-                start, end, recs, labels, feedback, due, &contract, &profile, threshold,
+                start, end, recs, labels, fb, due, &contract, &profile, threshold,
             ));
         }
         let refs = latest.clone();
@@ -224,7 +225,7 @@ impl Vigil {
                 } else {
                     HashMap::new()
                 };
-                let feedback = self.join_feedback(&m.name, w.start, &recs).await?;
+                let fb = feedback_of(&feedback, w.start, &recs);
                 groups.insert(
                     g,
                     self.window_signals(
@@ -232,7 +233,7 @@ impl Vigil {
                         w.end,
                         recs,
                         labels,
-                        feedback,
+                        fb,
                         w.outcomes_due,
                         &contract,
                         &profile,

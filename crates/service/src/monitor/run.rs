@@ -97,6 +97,24 @@ pub(crate) struct Deployment {
 }
 
 /// Subgroup of a record: the context value `by` names (`(none)` without one).
+/// Feedback by request id: (given at, overridden), in the order it was received.
+pub(crate) type Feedback = HashMap<String, Vec<(Timestamp, bool)>>;
+
+/// The feedback given since `since` on the cards of these records (`true` for an override).
+pub(crate) fn feedback_of(
+    feedback: &Feedback,
+    since: Timestamp,
+    records: &[&PredictionRecord],
+) -> Vec<bool> {
+    records
+        .iter()
+        .filter_map(|r| feedback.get(&r.request_id))
+        .flatten()
+        .filter(|(at, _)| *at >= since)
+        .map(|(_, o)| *o)
+        .collect()
+}
+
 fn group_of(r: &PredictionRecord, by: &str) -> String {
     match r.context.get(by) {
         Some(Value::String(s)) => s.clone(),
@@ -162,27 +180,30 @@ impl Vigil {
         Ok(out)
     }
 
-    /// The clinician feedback on cards of these records (`true` for an override), from
-    /// feedback received since the window opened.
-    pub(crate) async fn join_feedback(
+    /// The clinician feedback on a model's cards received since `since`, by the request id
+    /// of the prediction behind each card: when it was given and whether it overrode the
+    /// card. Read once, then selected per window and group with [`feedback_of`].
+    pub(crate) async fn feedback_since(
         &self,
         model: &ModelName,
         since: Timestamp,
-        records: &[&PredictionRecord],
-    ) -> Result<Vec<bool>> {
-        let ids: HashSet<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
-        Ok(self
+    ) -> Result<Feedback> {
+        let mut out: Feedback = HashMap::new();
+        for f in self
             .store
             .list_cds_feedback(model.as_str(), Some(since))
             .await?
-            .into_iter()
-            .filter(|f| f.request_id.as_deref().is_some_and(|r| ids.contains(r)))
-            .filter_map(|f| match f.outcome.as_str() {
-                "overridden" => Some(true),
-                "accepted" => Some(false),
-                _ => None,
-            })
-            .collect())
+        {
+            let overridden = match f.outcome.as_str() {
+                "overridden" => true,
+                "accepted" => false,
+                _ => continue,
+            };
+            if let Some(r) = f.request_id {
+                out.entry(r).or_default().push((f.outcome_at, overridden));
+            }
+        }
+        Ok(out)
     }
 
     /// Active prediction records of a release in `[start, end)`.
@@ -266,6 +287,11 @@ impl Vigil {
                     );
                 }
                 let recs = &cache[&(ws, we)];
+                let window_feedback = if rule.signal == Signal::OverrideRate {
+                    self.feedback_since(&d.model.name, ws).await?
+                } else {
+                    Feedback::new()
+                };
                 let mut groups: BTreeMap<String, Vec<&PredictionRecord>> = BTreeMap::new();
                 match &rule.by {
                     Some(by) => {
@@ -283,11 +309,7 @@ impl Vigil {
                     } else {
                         HashMap::new()
                     };
-                    let feedback = if rule.signal == Signal::OverrideRate {
-                        self.join_feedback(&d.model.name, ws, &records).await?
-                    } else {
-                        Vec::new()
-                    };
+                    let feedback = feedback_of(&window_feedback, ws, &records);
                     let w = WindowData {
                         records,
                         labels,
