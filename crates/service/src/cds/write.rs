@@ -172,7 +172,16 @@ impl BatchWork for CdsWork {
 /// even while the first use is still in a batch that has not committed. The store's table
 /// (written with the batch) catches replays across processes and restarts.
 #[derive(Debug, Default)]
-pub(crate) struct SeenTokens(Mutex<HashMap<(String, String), i64>>);
+pub(crate) struct SeenTokens(Mutex<Seen>);
+
+#[derive(Debug, Default)]
+struct Seen {
+    ids: HashMap<(String, String), i64>,
+    /// The size at which expired ids are dropped next: at least [`SEEN_PRUNE_AT`], and twice
+    /// what survived the last pruning, so that a busy server with many live tokens does not
+    /// scan them all on every call.
+    prune_at: usize,
+}
 
 /// Above this many remembered ids, expired ones are dropped before the next insert.
 const SEEN_PRUNE_AT: usize = 50_000;
@@ -180,9 +189,11 @@ const SEEN_PRUNE_AT: usize = 50_000;
 impl SeenTokens {
     /// `false` if `(iss, jti)` was accepted before and has not expired.
     pub fn claim(&self, iss: &str, jti: &str, expires_at: i64, now: i64) -> bool {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= SEEN_PRUNE_AT {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Seen { ids: m, prune_at } = &mut *seen;
+        if m.len() >= (*prune_at).max(SEEN_PRUNE_AT) {
             m.retain(|_, exp| *exp >= now);
+            *prune_at = (2 * m.len()).max(SEEN_PRUNE_AT);
         }
         match m.entry((iss.to_string(), jti.to_string())) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
