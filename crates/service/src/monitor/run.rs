@@ -8,7 +8,7 @@
 //! judged and does nothing. Webhooks are sent after that commit by the server that wrote the
 //! firing, and their attempts recorded.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::{Value, json};
