@@ -2,7 +2,7 @@
 # Input drift for 1,000,000 predictions x 30 features against a 200,000-row reference:
 # Vigil (the monitor's drift function, release build) side by side with Evidently 0.7.23
 # (pandas 2.x) on the same data with the same statistics — PSI (Sturges bins over both
-# samples, empty shares 1e-4), the two-sample K-S p-value, Jensen-Shannon distance and the
+# samples, empty shares as Evidently fills them), the two-sample K-S p-value, Jensen-Shannon distance and the
 # Wasserstein distance normed by the reference's standard deviation. Prints both times, the
 # ratio, and the largest difference between the two tools' numbers.
 # Usage: bench/monitor/run.sh [REF_ROWS CUR_ROWS FEATURES]

@@ -323,8 +323,8 @@ fn methods(ctx: &DriftContext) -> String {
         ),
         (
             "PSI",
-            "Σ (r − c) ln(r / c) over bin shares, a share of 0 replaced by 1e-4 (Evidently's \
-             convention).",
+            "Σ (r − c) ln(r / c) over bin shares; a share of 0 replaced by 1e-4, or by the \
+             smallest non-zero share ÷ 10⁶ when that is at most 1e-4 (Evidently's convention).",
         ),
         (
             "Kolmogorov–Smirnov",

@@ -16,8 +16,31 @@ use crate::ks::ks_2samp_sorted;
 use crate::numpy_compat::{linspace, percentile_sorted};
 use crate::special::chi2_sf;
 
-/// Share used in place of an empty bin's share in PSI (Evidently's convention).
+/// Share used in place of an empty bin's share in PSI when every non-empty share of that
+/// sample exceeds it (Evidently's convention; see [`psi`]).
 pub const PSI_EMPTY_SHARE: f64 = 1e-4;
+
+/// Replaces the empty shares of one sample as Evidently's `get_binned_data` does: by
+/// [`PSI_EMPTY_SHARE`], or — when the smallest non-empty share is at most that — by the
+/// smallest non-empty share divided by 10⁶, so an empty bin never weighs more than a rare one.
+fn fill_empty_shares(shares: &mut [f64]) {
+    let smallest = shares
+        .iter()
+        .copied()
+        .filter(|&s| s != 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if !smallest.is_finite() {
+        return;
+    }
+    let fill = if smallest <= PSI_EMPTY_SHARE {
+        smallest / 1e6
+    } else {
+        PSI_EMPTY_SHARE
+    };
+    for s in shares.iter_mut().filter(|s| **s == 0.0) {
+        *s = fill;
+    }
+}
 
 /// How numeric features are binned for PSI and Jensen–Shannon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,20 +124,20 @@ pub struct DriftReport {
     pub features: BTreeMap<String, FeatureDrift>,
 }
 
-/// PSI `Σ (r − c) ln(r / c)` over shares, empty shares replaced by [`PSI_EMPTY_SHARE`].
+/// PSI `Σ (r − c) ln(r / c)` over shares, empty shares of each sample replaced as
+/// Evidently does (see [`fill_empty_shares`]).
 pub fn psi(reference_counts: &[f64], current_counts: &[f64]) -> Estimate<f64> {
     let (rt, ct): (f64, f64) = (reference_counts.iter().sum(), current_counts.iter().sum());
     if rt <= 0.0 || ct <= 0.0 {
         return not_estimable("PSI needs a non-empty reference and current sample");
     }
-    let fix = |s: f64| if s == 0.0 { PSI_EMPTY_SHARE } else { s };
-    Ok(reference_counts
-        .iter()
-        .zip(current_counts)
-        .map(|(&r, &c)| {
-            let (r, c) = (fix(r / rt), fix(c / ct));
-            (r - c) * (r / c).ln()
-        })
+    let mut r: Vec<f64> = reference_counts.iter().map(|&x| x / rt).collect();
+    let mut c: Vec<f64> = current_counts.iter().map(|&x| x / ct).collect();
+    fill_empty_shares(&mut r);
+    fill_empty_shares(&mut c);
+    Ok(r.iter()
+        .zip(&c)
+        .map(|(&r, &c)| (r - c) * (r / c).ln())
         .sum())
 }
 

@@ -238,11 +238,18 @@ write("thresholds.json", thr_cases)
 
 
 # ---------------------------------------------------------------- drift
+def feel_zeroes(p):
+    """Evidently 0.7.23 get_binned_data(feel_zeroes=True): empty shares become 1e-4, or the
+    smallest non-empty share / 10**6 when that share is at most 1e-4."""
+    p = p.astype(float).copy()
+    smallest = p[p != 0].min()
+    np.place(p, p == 0, smallest / 10**6 if smallest <= 0.0001 else 0.0001)
+    return p
+
+
 def evidently_psi(ref, cur, edges):
-    r = np.histogram(ref, edges)[0] / len(ref)
-    c = np.histogram(cur, edges)[0] / len(cur)
-    r = np.where(r == 0, 0.0001, r)
-    c = np.where(c == 0, 0.0001, c)
+    r = feel_zeroes(np.histogram(ref, edges)[0] / len(ref))
+    c = feel_zeroes(np.histogram(cur, edges)[0] / len(cur))
     return float(np.sum((r - c) * np.log(r / c)))
 
 
@@ -269,6 +276,10 @@ numeric_samples = {
     "asymp_small_current": (r6(rng.normal(0, 1, 12000)), r6(rng.normal(0.1, 1, 90))),
     "asymp_medium": (r6(rng.normal(0, 1, 12000)), r6(rng.normal(0.02, 1, 3000))),
 }
+# Rare tails: reference bins with shares below 1e-4 and empty current bins, so the empty
+# shares take Evidently's smallest-share / 10**6 branch (own generator: the draws above stay).
+tails = np.random.default_rng(7)
+numeric_samples["rare_tail_bins"] = (r6(tails.standard_t(3, 20000)), r6(tails.normal(0.1, 1, 2000)))
 for name, (ref, cur) in numeric_samples.items():
     drift_cases.append({"name": name, "function": "numeric_drift", "input": {"reference": fl(ref), "current": fl(cur)},
                         "expected": numeric_expected(ref, cur), "tolerance": CLOSED})
@@ -290,8 +301,7 @@ def categorical_expected(ref, cur):
     keys = sorted(set(ref) | set(cur))
     rc = np.array([ref.count(k) for k in keys], dtype=float)
     cc = np.array([cur.count(k) for k in keys], dtype=float)
-    r = rc / rc.sum(); c = cc / cc.sum()
-    r = np.where(r == 0, 0.0001, r); c = np.where(c == 0, 0.0001, c)
+    r = feel_zeroes(rc / rc.sum()); c = feel_zeroes(cc / cc.sum())
     chi = stats.chi2_contingency(np.vstack([rc, cc]))
     return {"psi": float(np.sum((r - c) * np.log(r / c))), "js_distance": float(jensenshannon(rc, cc)),
             "chi2": float(chi.statistic), "chi2_pvalue": float(chi.pvalue)}
@@ -302,6 +312,7 @@ cat_samples = {
     "four_levels": (list(rng.choice(cats, 500, p=[0.4, 0.3, 0.2, 0.1])), list(rng.choice(cats, 400, p=[0.3, 0.3, 0.2, 0.2]))),
     "two_levels_yates": (list(rng.choice(["x", "y"], 80)), list(rng.choice(["x", "y"], 60, p=[0.7, 0.3]))),
     "new_level_in_current": (["a"] * 30 + ["b"] * 20, ["a"] * 25 + ["b"] * 15 + ["c"] * 5),
+    "rare_level_missing_in_current": (["a"] * 12000 + ["b"] * 9000 + ["r"], ["a"] * 700 + ["b"] * 300),
 }
 for name, (ref, cur) in cat_samples.items():
     drift_cases.append({"name": name, "function": "categorical_drift",
