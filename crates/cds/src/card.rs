@@ -3,8 +3,9 @@
 //! `source` names Vigil, the model and the release and links to the model's evidence page.
 //! A fallback card says the risk could not be computed and why. Every card has a `uuid`.
 
-use serde_json::{Value, json};
-use vigil_domain::{FeatureContract, IntendedUse, ReleaseId};
+use serde_json::{Map, Value, json};
+use sha2::{Digest as _, Sha256};
+use vigil_domain::{FeatureContract, IntendedUse, ReleaseId, SuggestAt};
 use vigil_inference::contract::{FeatureOutcome, FeatureStatus, Scored};
 
 /// Summaries must be shorter than this (the specification's limit).
@@ -61,6 +62,8 @@ pub struct CardContext<'a> {
     /// The public base URL of this Vigil (no trailing slash).
     pub base_url: &'a str,
     pub service_id: &'a str,
+    /// The hook's `context`, for the placeholders of suggested resources.
+    pub hook_context: &'a Map<String, Value>,
 }
 
 impl CardContext<'_> {
@@ -94,6 +97,47 @@ impl CardContext<'_> {
         )
     }
 
+    /// The intended use's suggestions offered at `ind`, each with a uuid derived from the
+    /// card's (so that `acceptedSuggestions` in feedback can be traced to the card) and its
+    /// resources' `{{context.…}}` placeholders filled from the hook's context.
+    fn suggestions(&self, ind: Indicator, card_uuid: &str) -> Option<Value> {
+        let all = &self.intended_use.cds.as_ref()?.suggestions;
+        let offered: Vec<Value> = all
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| match s.at {
+                SuggestAt::Warning => ind >= Indicator::Warning,
+                SuggestAt::Critical => ind >= Indicator::Critical,
+            })
+            .map(|(i, s)| {
+                let actions: Vec<Value> = s
+                    .actions
+                    .iter()
+                    .map(|a| {
+                        let mut v = json!({"type": a.kind.as_str(), "description": a.description});
+                        if let Some(r) = &a.resource {
+                            v["resource"] = fill_placeholders(r, self.hook_context);
+                        }
+                        if let Some(id) = &a.resource_id {
+                            v["resourceId"] = json!(fill_text(id, self.hook_context));
+                        }
+                        v
+                    })
+                    .collect();
+                let mut v = json!({
+                    "label": s.label,
+                    "uuid": suggestion_uuid(card_uuid, i),
+                    "actions": actions,
+                });
+                if s.recommended {
+                    v["isRecommended"] = json!(true);
+                }
+                v
+            })
+            .collect();
+        (!offered.is_empty()).then_some(Value::Array(offered))
+    }
+
     fn links(&self) -> Option<Value> {
         let links = &self.intended_use.cds.as_ref()?.links;
         if links.is_empty() {
@@ -105,6 +149,72 @@ impl CardContext<'_> {
                 .map(|l| json!({"label": l.label, "url": l.url, "type": "absolute"}))
                 .collect(),
         ))
+    }
+}
+
+/// The uuid of the `index`-th suggestion of the card `card_uuid`: SHA-256 of both, shaped
+/// as an RFC 9562 version 8 UUID. The same card always offers the same ids.
+pub fn suggestion_uuid(card_uuid: &str, index: usize) -> String {
+    let d = Sha256::new()
+        .chain_update(card_uuid.as_bytes())
+        .chain_update(b"/suggestion/")
+        .chain_update(index.to_string().as_bytes())
+        .finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// `{{context.patientId}}`, `{{context.encounterId}}`, `{{context.userId}}` (any string key of
+/// the hook's context) replaced in a string; a key the context lacks is left as written.
+fn fill_text(s: &str, context: &Map<String, Value>) -> String {
+    if !s.contains("{{context.") {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find("{{context.") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "{{context.".len()..];
+        match after.find("}}") {
+            Some(end) => {
+                let key = &after[..end];
+                match context.get(key).and_then(Value::as_str) {
+                    Some(v) => out.push_str(v),
+                    None => out.push_str(&rest[at..at + "{{context.".len() + end + 2]),
+                }
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str(&rest[at..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn fill_placeholders(v: &Value, context: &Map<String, Value>) -> Value {
+    match v {
+        Value::String(s) => Value::String(fill_text(s, context)),
+        Value::Array(a) => Value::Array(a.iter().map(|x| fill_placeholders(x, context)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| (k.clone(), fill_placeholders(x, context)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -273,6 +383,10 @@ pub fn risk_card(
     if reasons.as_array().is_some_and(|a| !a.is_empty()) {
         card["overrideReasons"] = reasons;
     }
+    if let Some(sg) = ctx.suggestions(ind, uuid) {
+        card["suggestions"] = sg;
+        card["selectionBehavior"] = json!("any");
+    }
     if let Some(l) = ctx.links() {
         card["links"] = l;
     }
@@ -362,6 +476,7 @@ mod tests {
             contract: &contract,
             base_url: "https://vigil.example.org",
             service_id: "deterioration",
+            hook_context: &Map::new(),
         };
         let o = |name: &str, v: f64, status| FeatureOutcome {
             name: name.into(),
@@ -425,6 +540,7 @@ mod tests {
                 .unwrap()
                 .starts_with("https://vigil.example.org/models/deterioration/evidence")
         );
+        assert!(c.get("suggestions").is_none(), "the example defines none");
         assert_eq!(c["overrideReasons"].as_array().unwrap().len(), 6);
         assert_eq!(
             c["overrideReasons"][0]["code"],
@@ -440,5 +556,101 @@ mod tests {
         assert!(f["detail"].as_str().unwrap().contains("heart_rate"));
         let long = clip_summary("x".repeat(300));
         assert!(long.chars().count() < MAX_SUMMARY);
+    }
+
+    #[test]
+    fn suggestions_are_offered_at_their_indicator_with_the_context_filled_in() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/deterioration");
+        let text = std::fs::read_to_string(root.join("intended-use.toml")).unwrap()
+            + r#"
+[cds]
+[[cds.suggestions]]
+label = "Measure lactate now"
+[[cds.suggestions.actions]]
+type = "create"
+description = "Venous lactate, urgent"
+resource = { resourceType = "ServiceRequest", status = "draft", intent = "proposal", code = { coding = [{ system = "http://loinc.org", code = "2524-7" }] }, subject = { reference = "Patient/{{context.patientId}}" }, encounter = { reference = "Encounter/{{context.encounterId}}" }, note = [{ text = "for {{context.missingKey}}" }] }
+
+[[cds.suggestions]]
+label = "Call the rapid response team"
+at = "critical"
+recommended = true
+[[cds.suggestions.actions]]
+type = "delete"
+description = "Withdraw the routine review request"
+resource_id = "ServiceRequest/routine-{{context.patientId}}"
+"#;
+        let iu = IntendedUse::from_toml(&text).unwrap();
+        let contract = FeatureContract::from_toml(
+            &std::fs::read_to_string(root.join("contract.toml")).unwrap(),
+        )
+        .unwrap();
+        let release = ReleaseId::from_digest(vigil_domain::Digest::of(b"r"));
+        let hook_context: Map<String, Value> = serde_json::from_value(json!({
+            "patientId": "1288992", "encounterId": "89284", "userId": "Practitioner/example"
+        }))
+        .unwrap();
+        let ctx = CardContext {
+            model: "deterioration",
+            release: &release,
+            intended_use: &iu,
+            contract: &contract,
+            base_url: "https://vigil.example.org",
+            service_id: "deterioration",
+            hook_context: &hook_context,
+        };
+        let scored = Scored {
+            score: 0.7,
+            assembled: Assembled {
+                row: vec![],
+                features: vec![],
+                unknown_inputs: vec![],
+            },
+            explanation: vec![],
+        };
+        let warning = risk_card(&ctx, &scored, &[0.2, 0.5], Indicator::Warning, "card-w");
+        let sg = warning["suggestions"].as_array().unwrap();
+        assert_eq!(
+            sg.len(),
+            1,
+            "the critical-only suggestion is not offered: {warning}"
+        );
+        assert_eq!(warning["selectionBehavior"], "any");
+        let a = &sg[0]["actions"][0];
+        assert_eq!(a["type"], "create");
+        assert_eq!(a["resource"]["subject"]["reference"], "Patient/1288992");
+        assert_eq!(a["resource"]["encounter"]["reference"], "Encounter/89284");
+        assert_eq!(
+            a["resource"]["note"][0]["text"], "for {{context.missingKey}}",
+            "a key the context lacks stays as written"
+        );
+        assert_eq!(a["resource"]["code"]["coding"][0]["code"], "2524-7");
+        assert!(sg[0].get("isRecommended").is_none());
+
+        let critical = risk_card(&ctx, &scored, &[0.2, 0.5], Indicator::Critical, "card-c");
+        let sg = critical["suggestions"].as_array().unwrap();
+        assert_eq!(sg.len(), 2);
+        assert_eq!(sg[1]["isRecommended"], true);
+        assert_eq!(
+            sg[1]["actions"][0]["resourceId"],
+            "ServiceRequest/routine-1288992"
+        );
+        // Ids: UUID-shaped, distinct per suggestion and per card, and reproducible.
+        let id = sg[0]["uuid"].as_str().unwrap();
+        assert_eq!(id, suggestion_uuid("card-c", 0));
+        assert_ne!(id, suggestion_uuid("card-w", 0));
+        assert_ne!(id, sg[1]["uuid"].as_str().unwrap());
+        let groups: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert_eq!(&id[14..15], "8", "version 8");
+
+        let info = risk_card(&ctx, &scored, &[0.2, 0.5], Indicator::Info, "card-i");
+        assert!(
+            info.get("suggestions").is_none(),
+            "no suggestion on an info card"
+        );
+        let fallback = fallback_card(&ctx, "missing", &[], "card-f");
+        assert!(fallback.get("suggestions").is_none());
     }
 }

@@ -23,7 +23,10 @@ pub use dataset::{DatasetFormat, DatasetManifest, DatasetSnapshot};
 pub use digest::{Digest, Sha256Writer};
 pub use error::{Error, Result};
 pub use ids::{IdPrefix, ModelName, ReleaseId, SnapshotId, UserName};
-pub use model::{CardLink, CdsNoScore, CdsSettings, IntendedUse, Model, RiskTier};
+pub use model::{
+    ActionKind, CardLink, CardSuggestion, CdsNoScore, CdsSettings, IntendedUse, Model, RiskTier,
+    SuggestAt, SuggestionAction,
+};
 pub use release::{Release, ReleaseManifest};
 pub use stage::Stage;
 pub use time::{Duration, Timestamp};

@@ -124,6 +124,127 @@ pub struct CdsSettings {
     /// Links shown on every card (guidelines, the local escalation policy).
     #[serde(default)]
     pub links: Vec<CardLink>,
+    /// Actions offered on risk cards (`[[cds.suggestions]]`), e.g. an order for a missing
+    /// test or a request for a rapid-response review.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suggestions: Vec<CardSuggestion>,
+}
+
+/// A suggestion offered on risk cards at or above an indicator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardSuggestion {
+    pub label: String,
+    /// The lowest card indicator it is offered at: `warning` (the default) or `critical`.
+    #[serde(default)]
+    pub at: SuggestAt,
+    /// Shown to the clinician as the recommended choice.
+    #[serde(default)]
+    pub recommended: bool,
+    pub actions: Vec<SuggestionAction>,
+}
+
+/// The lowest card indicator a suggestion is offered at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SuggestAt {
+    #[default]
+    Warning,
+    Critical,
+}
+
+/// One action of a suggestion, as CDS Hooks 2.0 defines it: `create` and `update` carry a
+/// FHIR resource, `delete` a relative reference. In the resource's strings,
+/// `{{context.patientId}}`, `{{context.encounterId}}` and `{{context.userId}}` are replaced
+/// from the hook's context.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuggestionAction {
+    #[serde(rename = "type")]
+    pub kind: ActionKind,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+}
+
+/// What a suggestion's action does to the EHR's record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    Create,
+    Update,
+    Delete,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Create => "create",
+            ActionKind::Update => "update",
+            ActionKind::Delete => "delete",
+        }
+    }
+}
+
+impl CardSuggestion {
+    fn check(&self) -> Result<()> {
+        let what = |m: &str| {
+            Error::invalid(format!(
+                "intended use: cds suggestion `{}`: {m}",
+                self.label
+            ))
+        };
+        if self.label.trim().is_empty() {
+            return Err(Error::invalid(
+                "intended use: every cds suggestion needs a label",
+            ));
+        }
+        if self.actions.is_empty() {
+            return Err(what("needs at least one action"));
+        }
+        for (i, a) in self.actions.iter().enumerate() {
+            let n = i + 1;
+            if a.description.trim().is_empty() {
+                return Err(what(&format!("action {n} needs a description")));
+            }
+            match a.kind {
+                ActionKind::Create | ActionKind::Update => {
+                    let typed = a
+                        .resource
+                        .as_ref()
+                        .and_then(|r| r.get("resourceType"))
+                        .and_then(|t| t.as_str())
+                        .is_some_and(|t| !t.is_empty());
+                    if !typed {
+                        return Err(what(&format!(
+                            "action {n} ({}) needs a FHIR `resource` with a `resourceType`",
+                            a.kind.as_str()
+                        )));
+                    }
+                    if a.resource_id.is_some() {
+                        return Err(what(&format!(
+                            "action {n} ({}) takes a `resource`, not a `resource_id`",
+                            a.kind.as_str()
+                        )));
+                    }
+                }
+                ActionKind::Delete => {
+                    let ok = a.resource_id.as_deref().is_some_and(|r| {
+                        r.split_once('/')
+                            .is_some_and(|(t, id)| !t.is_empty() && !id.is_empty())
+                    });
+                    if !ok || a.resource.is_some() {
+                        return Err(what(&format!(
+                            "action {n} (delete) needs a `resource_id` like `ServiceRequest/123` and no `resource`"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn no_card() -> CdsNoScore {
@@ -173,6 +294,9 @@ impl IntendedUse {
                     l.label
                 )));
             }
+            for sg in &c.suggestions {
+                sg.check()?;
+            }
         }
         Ok(u)
     }
@@ -213,6 +337,53 @@ cds_hook = "patient-view"
         let e = IntendedUse::from_toml(&USE.replace("Rapid response nurse", " ")).unwrap_err();
         assert!(e.to_string().contains("who_acts"));
         assert!(IntendedUse::from_toml(&USE.replace("limitations", "limits")).is_err());
+    }
+
+    #[test]
+    fn card_suggestions_are_checked_when_the_intended_use_is_read() {
+        let with = |s: &str| IntendedUse::from_toml(&format!("{USE}\n[cds]\n{s}"));
+        let ok = with(
+            r#"
+[[cds.suggestions]]
+label = "Request a rapid response review"
+at = "critical"
+recommended = true
+[[cds.suggestions.actions]]
+type = "create"
+description = "Rapid response review"
+resource = { resourceType = "ServiceRequest", status = "draft", intent = "order", subject = { reference = "Patient/{{context.patientId}}" } }
+"#,
+        )
+        .unwrap();
+        let sg = &ok.cds.unwrap().suggestions[0];
+        assert_eq!((sg.at, sg.recommended), (SuggestAt::Critical, true));
+        assert_eq!(sg.actions[0].kind, ActionKind::Create);
+        assert_eq!(
+            sg.actions[0].resource.as_ref().unwrap()["resourceType"],
+            "ServiceRequest"
+        );
+        let bad = [
+            (
+                "[[cds.suggestions]]\nlabel = \"x\"\nactions = []\n",
+                "at least one action",
+            ),
+            (
+                "[[cds.suggestions]]\nlabel = \"x\"\n[[cds.suggestions.actions]]\ntype = \"create\"\ndescription = \"d\"\nresource = { status = \"draft\" }\n",
+                "resourceType",
+            ),
+            (
+                "[[cds.suggestions]]\nlabel = \"x\"\n[[cds.suggestions.actions]]\ntype = \"delete\"\ndescription = \"d\"\nresource_id = \"ServiceRequest\"\n",
+                "ServiceRequest/123",
+            ),
+            (
+                "[[cds.suggestions]]\nlabel = \"x\"\n[[cds.suggestions.actions]]\ntype = \"cancel\"\ndescription = \"d\"\n",
+                "cancel",
+            ),
+        ];
+        for (toml, needle) in bad {
+            let e = with(toml).unwrap_err().to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
     }
 
     #[test]

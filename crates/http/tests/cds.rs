@@ -809,6 +809,53 @@ both_backends! {
         assert_eq!(linked.request_id.as_deref(), Some(w.record_of("fb").await.request_id.as_str()));
     }
 
+    async fn cards_offer_the_intended_uses_suggestions_for_this_patient(db) {
+        let w = world(db, Setup {
+            thresholds: vec![0.0001, 0.0002],
+            cds_toml: r#"
+[cds]
+[[cds.suggestions]]
+label = "Measure lactate now"
+[[cds.suggestions.actions]]
+type = "create"
+description = "Venous lactate, urgent"
+resource = { resourceType = "ServiceRequest", status = "draft", intent = "proposal", subject = { reference = "Patient/{{context.patientId}}" } }
+
+[[cds.suggestions]]
+label = "Call the rapid response team"
+at = "critical"
+recommended = true
+[[cds.suggestions.actions]]
+type = "create"
+description = "Rapid response review"
+resource = { resourceType = "Task", status = "requested", intent = "order", for = { reference = "Patient/{{context.patientId}}" } }
+"#,
+            ..Setup::default()
+        }).await;
+        let req = full_request("sg");
+        let pid = req["context"]["patientId"].as_str().unwrap().to_string();
+        let (s, v) = w.call(&req).await;
+        assert_eq!(s, StatusCode::OK);
+        let card = &v["cards"][0];
+        assert_eq!(card["indicator"], "critical", "{v}");
+        assert_eq!(card["selectionBehavior"], "any");
+        let sg = card["suggestions"].as_array().unwrap();
+        assert_eq!(sg.len(), 2, "{card}");
+        assert_eq!(sg[0]["actions"][0]["resource"]["subject"]["reference"], format!("Patient/{pid}"));
+        assert_eq!(sg[1]["actions"][0]["resource"]["for"]["reference"], format!("Patient/{pid}"));
+        assert_eq!(sg[1]["isRecommended"], true);
+        // The clinician accepts the rapid-response suggestion: recorded with the card.
+        let path = format!("/cds-services/{MODEL}/feedback");
+        let accepted = json!({"feedback": [{"card": card["uuid"], "outcome": "accepted",
+            "acceptedSuggestions": [{"id": sg[1]["uuid"]}], "outcomeTimestamp": "2026-06-01T10:05:00Z"}]});
+        let (s, v, _) = w.send("POST", &path, Some(&w.token(&path)), Some(&accepted)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let stored = w.vigil.store().list_cds_feedback(MODEL, None).await.unwrap();
+        let f = stored.iter().find(|f| f.card_uuid == card["uuid"].as_str().unwrap()).unwrap();
+        assert_eq!(f.accepted_suggestions, vec![sg[1]["uuid"].as_str().unwrap().to_string()]);
+        assert_eq!(f.request_id.as_deref(), Some(w.record_of("sg").await.request_id.as_str()));
+    }
+
     async fn a_shadow_release_is_scored_and_recorded_but_never_shown(db) {
         let w = world(db, Setup { shadow: true, ..Setup::default() }).await;
         w.call(&full_request("sh-1")).await;

@@ -654,6 +654,7 @@ impl CdsService {
             contract: &svc.contract,
             base_url: &base_url,
             service_id: &svc.id,
+            hook_context: &req.context,
         };
         let row = |uuid: &str, kind: &str, ind: Indicator| CdsCardRecord {
             uuid: uuid.to_string(),
