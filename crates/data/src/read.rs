@@ -27,6 +27,22 @@ use xxhash_rust::xxh3::xxh3_128;
 use crate::error::{Error, Location, Result};
 
 mod chunked;
+mod lines;
+
+use lines::LineStarts;
+
+/// The CSV tokenizer over a file, with the line starts it needs for true line numbers.
+pub(crate) type CsvReader = csv::Reader<BufReader<LineStarts<File>>>;
+
+/// The physical line `rec`, just read by `rdr`, starts on.
+pub(crate) fn record_line(rdr: &CsvReader, rec: &csv::ByteRecord) -> Option<u64> {
+    rec.position().map(|p| {
+        rdr.get_ref()
+            .get_ref()
+            .line_at(p.byte())
+            .unwrap_or(p.line())
+    })
+}
 
 /// Rows per batch: large enough to amortise per-batch work, small enough that a batch of 40
 /// numeric columns (about 5 MB) stays in the last-level cache between decoding and checking.
@@ -121,7 +137,7 @@ pub(crate) struct Table {
 }
 
 pub(crate) enum Source {
-    Csv(Box<csv::Reader<BufReader<File>>>),
+    Csv(Box<CsvReader>),
     Parquet {
         file: File,
         meta: ArrowReaderMetadata,
@@ -228,7 +244,7 @@ fn open_csv(path: &Path, file: File) -> Result<Table> {
         .has_headers(true)
         .flexible(true)
         .buffer_capacity(1 << 20)
-        .from_reader(BufReader::with_capacity(1 << 20, file));
+        .from_reader(BufReader::with_capacity(1 << 20, LineStarts::new(file)));
     let raw = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
     if raw.is_empty() || (raw.len() == 1 && raw[0].is_empty()) {
         return Err(Error::malformed(
@@ -357,7 +373,7 @@ enum Inner {
 }
 
 struct CsvBatches {
-    rdr: Box<csv::Reader<BufReader<File>>>,
+    rdr: Box<CsvReader>,
     rec: csv::ByteRecord,
     done: bool,
 }
@@ -846,7 +862,8 @@ fn next_csv(c: &mut CsvBatches, spec: &CsvSpec<'_>, rows_done: u64) -> Result<Op
             }
             Err(e) => return Err(csv_error(spec.path, e)),
         }
-        let line = c.rec.position().map(|p| p.line());
+        // The line the record starts on, not where the tokenizer began reading it.
+        let line = record_line(&c.rdr, &c.rec);
         b.push(spec, &c.rec, line)?;
     }
     Ok(b.finish())

@@ -183,17 +183,20 @@ impl Source {
 /// of the file.
 fn record_cut(buf: &[u8]) -> Option<usize> {
     if memchr::memchr(b'"', buf).is_none() {
-        // No quoted field: every `\n` or `\r` ends a record or a blank line. A `\r\n` is cut
-        // between its two bytes, where the tokenizer stops after the record: the `\n` starts
-        // the next chunk as an empty line, skipped, and counted in the line where the next
-        // record's read begins, as when reading straight through.
-        return memchr::memrchr2(b'\n', b'\r', buf).map(|i| {
-            if buf[i] == b'\n' && i > 0 && buf[i - 1] == b'\r' {
-                i
-            } else {
-                i + 1
+        // No quoted field: every `\n` or `\r` ends a record or a blank line, and the cut goes
+        // after the last one. A `\r\n` is never split: the tokenizer consumes it whole with
+        // the record it ends, so a chunk starting with its `\n` would take that line break for
+        // a blank line and place the chunk's first record one line short. A `\r` that ends
+        // `buf` may be followed by its `\n`: the cut goes before the line it ends.
+        let mut end = buf.len();
+        loop {
+            let i = memchr::memrchr2(b'\n', b'\r', &buf[..end])?;
+            if buf[i] == b'\r' && i + 1 == buf.len() {
+                end = i;
+                continue;
             }
-        });
+            return Some(i + 1);
+        }
     }
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -272,8 +275,7 @@ fn decode_plain(chunk: &[u8], spec: &CsvSpec<'_>) -> Result<Decoded> {
     let mut ends: Vec<usize> = Vec::with_capacity(spec.header.len() + 1);
     let mut start = 0usize;
     let mut newlines = 0u64;
-    // The tokenizer's line when a record's read begins: after the previous record's line
-    // break, before any empty lines it skips.
+    // The line the next record starts on.
     let mut read_line = 1u64;
     let mut record = |start: usize, ends: &[usize], line: u64, b: &mut BatchBuilder| {
         b.push(
@@ -300,7 +302,9 @@ fn decode_plain(chunk: &[u8], spec: &CsvSpec<'_>) -> Result<Decoded> {
         }
         newlines += 1;
         if pos == start {
+            // An empty line: skipped; the next record starts on a later line.
             start = pos + 1;
+            read_line = newlines + 1;
             continue;
         }
         ends.push(pos);
@@ -332,13 +336,18 @@ fn decode_tokenized(chunk: &[u8], spec: &CsvSpec<'_>) -> Result<Decoded> {
     let mut batches = Vec::new();
     let mut rows = 0u64;
     let mut b = BatchBuilder::new(spec, 1);
+    let mut cursor = (0usize, 1u64);
     loop {
         match rdr.read_byte_record(&mut rec) {
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => return Err(super::csv_error(spec.path, e)),
         }
-        b.push(spec, &rec, rec.position().map(|p| p.line()))?;
+        // The line the record starts on, not where the tokenizer began reading it.
+        let line = rec
+            .position()
+            .map(|p| super::lines::line_in(chunk, p.byte() as usize, &mut cursor));
+        b.push(spec, &rec, line)?;
         if b.is_full(spec) {
             let first = rows + b.len() as u64 + 1;
             let full = std::mem::replace(&mut b, BatchBuilder::new(spec, first));
@@ -348,8 +357,9 @@ fn decode_tokenized(chunk: &[u8], spec: &CsvSpec<'_>) -> Result<Decoded> {
     }
     rows += b.len() as u64;
     batches.extend(b.finish());
-    // The tokenizer counts every `\n`, inside quoted fields and empty lines included.
-    let newlines = rdr.position().line() - 1;
+    // Every `\n`, inside quoted fields and empty lines included, counted from the bytes: the
+    // tokenizer's own count leaves out the `\n` of a `\r\n` that ends the chunk.
+    let newlines = memchr::memchr_iter(b'\n', chunk).count() as u64;
     Ok(Decoded {
         batches,
         rows,
@@ -493,6 +503,8 @@ mod tests {
     use std::path::{Path, PathBuf};
     use std::time::Duration;
 
+    use arrow_array::Array;
+
     use super::*;
     use crate::read::{Col, Kind, ReadOptions, Request, Table};
 
@@ -600,7 +612,15 @@ mod tests {
     /// Parallel decoding at every chunk size and thread count gives what the sequential reader
     /// gives: the same rows, hashes and bad values when lenient, the same first error (row,
     /// line and column) when strict.
-    fn assert_equivalent(path: PathBuf, rows: usize, strict_error_row: Option<u64>) {
+    /// The physical line (1-based) on which `needle` first starts in `text`.
+    fn line_of(text: &str, needle: &str) -> u64 {
+        let at = text
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in the text"));
+        1 + text[..at].matches('\n').count() as u64
+    }
+
+    fn assert_equivalent(path: PathBuf, rows: usize, strict_error: Option<(u64, u64)>) {
         for batch_rows in [1, 7, 50] {
             let lenient = ReadOptions {
                 lenient: true,
@@ -614,10 +634,11 @@ mod tests {
             let seq = sequential(&path, lenient).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(seq.rows.len(), rows);
             let seq_strict = sequential(&path, strict).map(|f| f.rows.len());
-            match strict_error_row {
-                Some(r) => {
+            match strict_error {
+                Some((row, line)) => {
                     let e = seq_strict.as_ref().err().and_then(|e| e.location());
-                    assert_eq!(e.and_then(|l| l.row), Some(r), "{seq_strict:?}");
+                    assert_eq!(e.and_then(|l| l.row), Some(row), "{seq_strict:?}");
+                    assert_eq!(e.and_then(|l| l.line), Some(line), "{seq_strict:?}");
                 }
                 None => assert!(seq_strict.is_ok(), "{seq_strict:?}"),
             }
@@ -684,7 +705,10 @@ mod tests {
             }
         }
         let path = write(dir.path(), "quoted.csv", text.as_bytes());
-        assert_equivalent(path, 300, Some(18));
+        // Row 18 sits on line 24, after line breaks inside quotes, `\r\n`s and a blank line.
+        let line = line_of(&text, "p17,abc");
+        assert_eq!(line, 24);
+        assert_equivalent(path, 300, Some((18, line)));
     }
 
     #[test]
@@ -715,7 +739,10 @@ mod tests {
         // The last record has no line break.
         text.push_str("last,1,2024-01-01T00:00:00Z,end,0");
         let path = write(dir.path(), "plain.csv", text.as_bytes());
-        assert_equivalent(path, 258, Some(4));
+        // Row 4 starts on line 7: the two blank lines after row 1 count.
+        let line = line_of(&text, "\np3,") + 1;
+        assert_eq!(line, 7);
+        assert_equivalent(path, 258, Some((4, line)));
     }
 
     #[test]
