@@ -23,7 +23,7 @@ use parquet::file::properties::WriterProperties;
 use vigil_domain::DatasetFormat;
 
 use crate::error::{Error, Location, Result};
-use crate::read::{Source, Table, csv_error, is_missing_token};
+use crate::read::{CsvReader, Source, Table, csv_error, is_missing_token, record_line};
 
 /// Rows per output row group of a Parquet file: bounds what the writer buffers.
 pub const OUTPUT_ROW_GROUP: usize = 64 * 1024;
@@ -345,7 +345,7 @@ where
 fn annotate_csv<F>(
     input: &Path,
     tmp: &TempOutput,
-    mut rdr: csv::Reader<std::io::BufReader<File>>,
+    mut rdr: CsvReader,
     header: &[String],
     requested: &[String],
     appended: &[Appended],
@@ -393,7 +393,7 @@ where
                     }
                 }
                 let row = done + recs.len() as u64 + 1;
-                let line = rec.position().map(|p| p.line());
+                let line = record_line(&rdr, &rec);
                 let at = |column: Option<String>| Location {
                     row: Some(row),
                     line,

@@ -12,6 +12,7 @@
 //! - `patient_overlap` reads the patient column of the `against` snapshot: a second pass, over
 //!   the other file.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
@@ -180,13 +181,54 @@ impl Hasher for Prehashed {
             self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
     }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = (v as u64) ^ ((v >> 64) as u64);
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
-type FastMap<V> = HashMap<u128, V, BuildHasherDefault<Prehashed>>;
-type FastSet = HashSet<u128, BuildHasherDefault<Prehashed>>;
+/// A 128-bit hash as two words: 8-byte aligned, so that a table entry with a row number takes
+/// 24 bytes rather than the 32 of a (16-byte aligned) `u128` key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Key128(u64, u64);
+
+impl From<u128> for Key128 {
+    fn from(v: u128) -> Key128 {
+        Key128(v as u64, (v >> 64) as u64)
+    }
+}
+
+impl std::hash::Hash for Key128 {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0 ^ self.1);
+    }
+}
+
+type FastMap<V> = HashMap<Key128, V, BuildHasherDefault<Prehashed>>;
+type FastSet = HashSet<Key128, BuildHasherDefault<Prehashed>>;
+
+/// About how many rows a file holds, to size the duplicate tables once (growing a table
+/// briefly needs the old and the new one): Parquet records it; for CSV, the file's size over
+/// the length of its first lines. Never more than 2^27.
+fn estimated_rows(path: &Path, recorded: Option<u64>) -> usize {
+    const MAX: usize = 1 << 27;
+    if let Some(n) = recorded {
+        return usize::try_from(n).map_or(MAX, |n| n.min(MAX));
+    }
+    let Ok(f) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let size = f.metadata().map_or(0, |m| m.len());
+    let mut head = Vec::with_capacity(1 << 20);
+    if std::io::Read::read_to_end(&mut std::io::Read::take(f, 1 << 20), &mut head).is_err() {
+        return 0;
+    }
+    let lines = memchr::memchr_iter(b'\n', &head).count();
+    if lines < 2 || head.is_empty() {
+        return 0;
+    }
+    let rows = size as f64 / head.len() as f64 * lines as f64 * 1.02;
+    (rows as usize).min(MAX)
+}
 
 fn note(b: &mut BadValues, row: u64) {
     b.count += 1;
@@ -567,15 +609,15 @@ impl Acc<'_> {
         // Duplicates.
         for (i, &h) in b.row_hashes.iter().enumerate() {
             let row = first + i as u64;
-            match self.row_seen.get(&h) {
-                Some(&orig) => {
+            match self.row_seen.entry(Key128::from(h)) {
+                Entry::Occupied(o) => {
                     self.dup_rows += 1;
                     if self.dup_examples.len() < EXAMPLES {
-                        self.dup_examples.push((row, orig));
+                        self.dup_examples.push((row, *o.get()));
                     }
                 }
-                None => {
-                    self.row_seen.insert(h, row);
+                Entry::Vacant(v) => {
+                    v.insert(row);
                 }
             }
         }
@@ -586,7 +628,7 @@ impl Acc<'_> {
                 if is_missing_token(id) {
                     continue;
                 }
-                let h = xxh3_128(id.as_bytes());
+                let h = Key128::from(xxh3_128(id.as_bytes()));
                 if let Some(set) = &mut self.patients {
                     set.entry(h).or_insert(first + i as u64);
                 }
@@ -595,7 +637,7 @@ impl Acc<'_> {
                     key.extend_from_slice(id.as_bytes());
                     key.push(0);
                     key.extend_from_slice(&t.to_le_bytes());
-                    if !self.pairs.insert(xxh3_128(&key)) {
+                    if !self.pairs.insert(Key128::from(xxh3_128(&key))) {
                         note(&mut self.pair_dups, first + i as u64);
                     }
                 }
@@ -646,6 +688,7 @@ pub fn check_dataset(
     let table = Table::open(path)?;
     let header: Vec<String> = table.header().to_vec();
     let has = |c: &str| header.iter().any(|h| h == c);
+    let expected_rows = estimated_rows(path, table.recorded_rows());
 
     let mut requests: Vec<Request> = Vec::new();
     let mut add = |name: &str, kind: Kind| -> usize {
@@ -765,10 +808,14 @@ pub fn check_dataset(
         before_window: BadValues::default(),
         after_window: BadValues::default(),
         outcome_before: BadValues::default(),
-        row_seen: FastMap::default(),
+        row_seen: FastMap::with_capacity_and_hasher(expected_rows, Default::default()),
         dup_rows: 0,
         dup_examples: Vec::new(),
-        pairs: FastSet::default(),
+        pairs: if patient_req.is_some() && pred_req.is_some() {
+            FastSet::with_capacity_and_hasher(expected_rows, Default::default())
+        } else {
+            FastSet::default()
+        },
         pair_dups: BadValues::default(),
         patients: opts.against.as_ref().map(|_| FastMap::default()),
         sample: Sample {
@@ -1437,7 +1484,7 @@ fn patient_overlap_check(acc: &Acc<'_>, path: &Path) -> Result<Check> {
             if is_missing_token(id) {
                 continue;
             }
-            let h = xxh3_128(id.as_bytes());
+            let h = Key128::from(xxh3_128(id.as_bytes()));
             other_patients.insert(h);
             if let Some(&row) = patients.get(&h) {
                 other_rows += 1;

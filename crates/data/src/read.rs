@@ -26,6 +26,24 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::error::{Error, Location, Result};
 
+mod chunked;
+mod lines;
+
+use lines::LineStarts;
+
+/// The CSV tokenizer over a file, with the line starts it needs for true line numbers.
+pub(crate) type CsvReader = csv::Reader<BufReader<LineStarts<File>>>;
+
+/// The physical line `rec`, just read by `rdr`, starts on.
+pub(crate) fn record_line(rdr: &CsvReader, rec: &csv::ByteRecord) -> Option<u64> {
+    rec.position().map(|p| {
+        rdr.get_ref()
+            .get_ref()
+            .line_at(p.byte())
+            .unwrap_or(p.line())
+    })
+}
+
 /// Rows per batch: large enough to amortise per-batch work, small enough that a batch of 40
 /// numeric columns (about 5 MB) stays in the last-level cache between decoding and checking.
 pub(crate) const BATCH_ROWS: usize = 16 * 1024;
@@ -119,7 +137,7 @@ pub(crate) struct Table {
 }
 
 pub(crate) enum Source {
-    Csv(Box<csv::Reader<BufReader<File>>>),
+    Csv(Box<CsvReader>),
     Parquet {
         file: File,
         meta: ArrowReaderMetadata,
@@ -183,7 +201,6 @@ impl Table {
             Source::Csv(rdr) => Inner::Csv(Box::new(CsvBatches {
                 rdr,
                 rec: csv::ByteRecord::new(),
-                scratch: Vec::new(),
                 done: false,
             })),
             Source::Parquet { file, meta } => {
@@ -227,7 +244,7 @@ fn open_csv(path: &Path, file: File) -> Result<Table> {
         .has_headers(true)
         .flexible(true)
         .buffer_capacity(1 << 20)
-        .from_reader(BufReader::with_capacity(1 << 20, file));
+        .from_reader(BufReader::with_capacity(1 << 20, LineStarts::new(file)));
     let raw = rdr.byte_headers().map_err(|e| csv_error(path, e))?.clone();
     if raw.is_empty() || (raw.len() == 1 && raw[0].is_empty()) {
         return Err(Error::malformed(
@@ -356,9 +373,8 @@ enum Inner {
 }
 
 struct CsvBatches {
-    rdr: Box<csv::Reader<BufReader<File>>>,
+    rdr: Box<CsvReader>,
     rec: csv::ByteRecord,
-    scratch: Vec<u8>,
     done: bool,
 }
 
@@ -376,11 +392,13 @@ impl Iterator for Batches {
         let out = match &mut self.inner {
             Inner::Csv(c) => next_csv(
                 c,
-                &self.path,
-                &self.header,
-                &self.idx,
-                &self.kinds,
-                self.opts,
+                &CsvSpec {
+                    path: &self.path,
+                    header: &self.header,
+                    idx: &self.idx,
+                    kinds: &self.kinds,
+                    opts: self.opts,
+                },
                 self.rows_done,
             ),
             Inner::Parquet(p) => next_parquet(
@@ -523,6 +541,60 @@ pub(crate) fn parse_time(s: &str) -> Result<Option<i64>, ()> {
         .map_err(|_| ())
 }
 
+/// [`parse_time`] on the bytes of a field already validated as UTF-8, with a fast path for
+/// the form extracts are made of, `YYYY-MM-DDTHH:MM:SSZ`.
+fn parse_time_bytes(field: &[u8]) -> Result<Option<i64>, ()> {
+    if let Some(us) = parse_utc_seconds(field) {
+        return Ok(Some(us));
+    }
+    parse_time(std::str::from_utf8(field).map_err(|_| ())?)
+}
+
+/// Exactly `YYYY-MM-DDTHH:MM:SSZ`, as microseconds since the epoch, with the checks
+/// [`Timestamp::parse`] makes (real day of the month, hour below 24, a leap second allowed);
+/// anything else is `None` and goes through the general parser.
+fn parse_utc_seconds(b: &[u8]) -> Option<i64> {
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let digits = |from: usize, to: usize| -> Option<i64> {
+        let mut v = 0i64;
+        for &c in &b[from..to] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    let y = digits(0, 4)?;
+    let mo = digits(5, 7)?;
+    let d = digits(8, 10)?;
+    let h = digits(11, 13)?;
+    let mi = digits(14, 16)?;
+    let sec = digits(17, 19)?;
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if d == 0 || d > month_days || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = vigil_domain::time::days_from_civil(y, mo as u32, d as u32);
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000)
+}
+
 fn bad_value(
     path: &Path,
     row: u64,
@@ -550,43 +622,120 @@ fn note_bad(bad: &mut BadValues, row: u64) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn next_csv(
-    c: &mut CsvBatches,
-    path: &Path,
-    header: &[String],
-    idx: &[usize],
-    kinds: &[Kind],
-    opts: ReadOptions,
-    rows_done: u64,
-) -> Result<Option<Batch>> {
-    if c.done {
-        return Ok(None);
+/// What decoding CSV records into a batch needs to know: the file (named in errors), its
+/// header, the requested columns and how to read them.
+#[derive(Clone, Copy)]
+pub(crate) struct CsvSpec<'a> {
+    pub path: &'a Path,
+    pub header: &'a [String],
+    pub idx: &'a [usize],
+    pub kinds: &'a [Kind],
+    pub opts: ReadOptions,
+}
+
+/// One CSV record's fields, however it was tokenized.
+pub(crate) trait Fields {
+    fn count(&self) -> usize;
+    fn field(&self, i: usize) -> &[u8];
+    /// `Err(i)` names the first field that is not valid UTF-8.
+    fn check_utf8(&self) -> Result<(), usize>;
+    /// The fields joined by commas: with the field lengths, the input of the row hash.
+    fn write_joined(&self, out: &mut Vec<u8>);
+}
+
+impl Fields for csv::ByteRecord {
+    fn count(&self) -> usize {
+        self.len()
     }
-    let cap = opts.batch_rows;
-    let mut builders: Vec<Builder> = kinds.iter().map(|&k| Builder::new(k, cap)).collect();
-    let mut bad = vec![BadValues::default(); kinds.len()];
-    let mut hashes = Vec::with_capacity(if opts.hash_rows { cap } else { 0 });
-    let mut len = 0usize;
-    while len < cap {
-        match c.rdr.read_byte_record(&mut c.rec) {
-            Ok(true) => {}
-            Ok(false) => {
-                c.done = true;
-                break;
-            }
-            Err(e) => return Err(csv_error(path, e)),
+
+    fn field(&self, i: usize) -> &[u8] {
+        &self[i]
+    }
+
+    fn check_utf8(&self) -> Result<(), usize> {
+        // Whole record at once (fast), then no field may start inside a character: together
+        // they prove every field is valid UTF-8 without validating the fields one by one.
+        let bytes = self.as_slice();
+        let whole_ok = bytes.is_ascii()
+            || (std::str::from_utf8(bytes).is_ok()
+                && self
+                    .iter()
+                    .all(|f| f.first().is_none_or(|&b| !(0x80..0xC0).contains(&b))));
+        if whole_ok {
+            Ok(())
+        } else {
+            Err(self
+                .iter()
+                .position(|f| std::str::from_utf8(f).is_err())
+                .unwrap_or(0))
         }
-        let row = rows_done + len as u64 + 1;
-        let line = c.rec.position().map(|p| p.line());
-        let rec = &c.rec;
-        if rec.len() != header.len() {
-            let (column, reason) = if rec.len() < header.len() {
+    }
+
+    fn write_joined(&self, out: &mut Vec<u8>) {
+        for (i, f) in self.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(f);
+        }
+    }
+}
+
+/// A batch filled one record at a time.
+pub(crate) struct BatchBuilder {
+    first_row: u64,
+    len: usize,
+    builders: Vec<Builder>,
+    bad: Vec<BadValues>,
+    hashes: Vec<u128>,
+    scratch: Vec<u8>,
+}
+
+impl BatchBuilder {
+    /// An empty batch whose first row will be `first_row` (1-based).
+    pub fn new(spec: &CsvSpec<'_>, first_row: u64) -> BatchBuilder {
+        let cap = spec.opts.batch_rows.max(1);
+        BatchBuilder {
+            first_row,
+            len: 0,
+            builders: spec.kinds.iter().map(|&k| Builder::new(k, cap)).collect(),
+            bad: vec![BadValues::default(); spec.kinds.len()],
+            hashes: Vec::with_capacity(if spec.opts.hash_rows { cap } else { 0 }),
+            scratch: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_full(&self, spec: &CsvSpec<'_>) -> bool {
+        self.len >= spec.opts.batch_rows.max(1)
+    }
+
+    /// Decodes one record; `line` is where the reader was when the record began (1-based,
+    /// header included).
+    pub fn push<R: Fields>(
+        &mut self,
+        spec: &CsvSpec<'_>,
+        rec: &R,
+        line: Option<u64>,
+    ) -> Result<()> {
+        let CsvSpec {
+            path,
+            header,
+            idx,
+            kinds,
+            opts,
+        } = *spec;
+        let row = self.first_row + self.len as u64;
+        let n = rec.count();
+        if n != header.len() {
+            let (column, reason) = if n < header.len() {
                 (
-                    Some(header[rec.len()].clone()),
+                    Some(header[n].clone()),
                     format!(
-                        "the row has {} fields but the header has {}: this column and the ones after it are missing",
-                        rec.len(),
+                        "the row has {n} fields but the header has {}: this column and the ones after it are missing",
                         header.len()
                     ),
                 )
@@ -594,8 +743,7 @@ fn next_csv(
                 (
                     header.last().cloned(),
                     format!(
-                        "the row has {} fields but the header has {}: extra fields after this last column",
-                        rec.len(),
+                        "the row has {n} fields but the header has {}: extra fields after this last column",
                         header.len()
                     ),
                 )
@@ -611,17 +759,7 @@ fn next_csv(
                 reason,
             ));
         }
-        // Whole record at once (fast), then no field may start inside a character: together
-        // they prove every field is valid UTF-8 without validating 40 fields one by one.
-        let whole_ok = std::str::from_utf8(rec.as_slice()).is_ok()
-            && rec
-                .iter()
-                .all(|f| f.first().is_none_or(|&b| !(0x80..0xC0).contains(&b)));
-        if !whole_ok {
-            let col = rec
-                .iter()
-                .position(|f| std::str::from_utf8(f).is_err())
-                .unwrap_or(0);
+        if let Err(col) = rec.check_utf8() {
             return Err(Error::malformed(
                 path,
                 Location {
@@ -633,12 +771,15 @@ fn next_csv(
                 "the value is not valid UTF-8 (the file must be UTF-8 encoded)",
             ));
         }
-        for (j, (&i, b)) in idx.iter().zip(builders.iter_mut()).enumerate() {
-            let field = &rec[i];
+        for (j, (&i, b)) in idx.iter().zip(self.builders.iter_mut()).enumerate() {
+            let field = rec.field(i);
             // Every field was validated as UTF-8 above.
             let text = || std::str::from_utf8(field).unwrap_or_default();
-            match b {
-                Builder::Text(b) => b.append_value(text()),
+            let parsed = match b {
+                Builder::Text(b) => {
+                    b.append_value(text());
+                    continue;
+                }
                 Builder::Number(b) => {
                     // Most cells are plain decimals: parse the bytes without building a str.
                     let trimmed = field.trim_ascii();
@@ -652,49 +793,80 @@ fn next_csv(
                         parse_number(text())
                     };
                     match parsed {
-                        Ok(v) => b.append_option(v),
-                        Err(()) if opts.lenient => {
-                            note_bad(&mut bad[j], row);
-                            b.append_null();
+                        Ok(v) => {
+                            b.append_option(v);
+                            continue;
                         }
                         Err(()) => {
-                            return Err(bad_value(path, row, line, &header[i], kinds[j], None));
+                            b.append_null();
+                            kinds[j]
                         }
                     }
                 }
-                Builder::Time(b) => match parse_time(text()) {
-                    Ok(v) => b.append_option(v),
-                    Err(()) if opts.lenient => {
-                        note_bad(&mut bad[j], row);
-                        b.append_null();
+                Builder::Time(b) => match parse_time_bytes(field) {
+                    Ok(v) => {
+                        b.append_option(v);
+                        continue;
                     }
                     Err(()) => {
-                        return Err(bad_value(path, row, line, &header[i], Kind::Time, None));
+                        b.append_null();
+                        Kind::Time
                     }
                 },
+            };
+            if opts.lenient {
+                note_bad(&mut self.bad[j], row);
+            } else {
+                return Err(bad_value(path, row, line, &header[i], parsed, None));
             }
         }
         if opts.hash_rows {
-            c.scratch.clear();
-            for f in rec.iter() {
-                // Length-prefixed so that `a,bc` and `ab,c` differ.
-                c.scratch.extend_from_slice(&(f.len() as u32).to_le_bytes());
-                c.scratch.extend_from_slice(f);
+            self.scratch.clear();
+            rec.write_joined(&mut self.scratch);
+            // The field lengths and count make the encoding unambiguous: `a,b` as one quoted
+            // field differs from the two fields `a` and `b`.
+            for i in 0..n {
+                let len = rec.field(i).len() as u32;
+                self.scratch.extend_from_slice(&len.to_le_bytes());
             }
-            hashes.push(xxh3_128(&c.scratch));
+            self.scratch.extend_from_slice(&(n as u32).to_le_bytes());
+            self.hashes.push(xxh3_128(&self.scratch));
         }
-        len += 1;
+        self.len += 1;
+        Ok(())
     }
-    if len == 0 {
+
+    /// The batch, unless it is empty.
+    pub fn finish(self) -> Option<Batch> {
+        (self.len > 0).then(|| Batch {
+            first_row: self.first_row,
+            len: self.len,
+            cols: self.builders.into_iter().map(Builder::finish).collect(),
+            row_hashes: self.hashes,
+            bad: self.bad,
+        })
+    }
+}
+
+fn next_csv(c: &mut CsvBatches, spec: &CsvSpec<'_>, rows_done: u64) -> Result<Option<Batch>> {
+    if c.done {
         return Ok(None);
     }
-    Ok(Some(Batch {
-        first_row: rows_done + 1,
-        len,
-        cols: builders.into_iter().map(Builder::finish).collect(),
-        row_hashes: hashes,
-        bad,
-    }))
+    let mut b = BatchBuilder::new(spec, rows_done + 1);
+    while !b.is_full(spec) {
+        match c.rdr.read_byte_record(&mut c.rec) {
+            Ok(true) => {}
+            Ok(false) => {
+                c.done = true;
+                break;
+            }
+            Err(e) => return Err(csv_error(spec.path, e)),
+        }
+        // The line the record starts on, not where the tokenizer began reading it.
+        let line = record_line(&c.rdr, &c.rec);
+        b.push(spec, &c.rec, line)?;
+    }
+    Ok(b.finish())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -888,9 +1060,24 @@ fn convert_parquet_batch(
     })
 }
 
-/// Runs `decode` on a reader thread and `consume` on this one, so that parsing and checking
-/// overlap on two cores. At most a few batches are in flight, which bounds memory.
-pub(crate) fn pipeline<F>(batches: Batches, mut consume: F) -> Result<()>
+/// Decodes `batches` and runs `consume` on each batch, in file order, on this thread, while
+/// other threads decode: a CSV file in chunks on every core ([`chunked`]), Parquet on one
+/// reader thread. At most a few batches are in flight, which bounds memory.
+pub(crate) fn pipeline<F>(batches: Batches, consume: F) -> Result<()>
+where
+    F: FnMut(Batch) -> Result<()>,
+{
+    match &batches.inner {
+        Inner::Csv(_) if batches.rows_done == 0 => {
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+            chunked::decode(batches, workers, chunked::CHUNK_BYTES, consume)
+        }
+        _ => sequential(batches, consume),
+    }
+}
+
+/// Decodes on one reader thread and consumes on this one.
+fn sequential<F>(batches: Batches, mut consume: F) -> Result<()>
 where
     F: FnMut(Batch) -> Result<()>,
 {
@@ -943,6 +1130,64 @@ fn micros(a: &ArrayRef, path: &Path, loc: Location) -> Result<Int64Array> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_seconds_fast_path_agrees_with_the_timestamp_parser() {
+        let mut rng = crate::stats::SplitMix::new(7);
+        let mut cases: Vec<String> = [
+            "2024-02-29T23:59:59Z",
+            "2023-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2000-02-29T12:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-12-31T23:59:60Z",
+            "2024-12-31T24:00:00Z",
+            "2024-12-31T23:60:00Z",
+            "2024-00-10T00:00:00Z",
+            "2024-13-10T00:00:00Z",
+            "2024-01-00T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2024-01-01t00:00:00Z",
+            "2024-01-01T00:00:00z",
+            "2024-01-01 00:00:00Z",
+            "2024-01-01T00:00:00",
+            "2024-01-01T00:00Z",
+            "2024-1-01T00:00:00Z",
+            "+024-01-01T00:00:00Z",
+            "2024-01-01T0a:00:00Z",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..100_000 {
+            cases.push(format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                rng.below(10_000),
+                rng.below(14),
+                rng.below(33),
+                rng.below(25),
+                rng.below(61),
+                rng.below(62)
+            ));
+        }
+        let mut fast = 0;
+        for s in &cases {
+            let want = Timestamp::parse(s).ok().map(|t| t.as_micros());
+            if let Some(got) = parse_utc_seconds(s.as_bytes()) {
+                fast += 1;
+                assert_eq!(Some(got), want, "{s}");
+            } else if s.len() == 20 && s.as_bytes()[10] == b'T' && s.ends_with('Z') {
+                assert_eq!(want, None, "{s} is a time the fast path refused");
+            }
+            assert_eq!(
+                parse_time_bytes(s.as_bytes()),
+                want.map(Some).ok_or(()),
+                "{s}"
+            );
+        }
+        assert!(fast > 10_000, "the fast path took only {fast} cases");
+    }
 
     #[test]
     fn plain_decimal_fast_path_agrees_with_the_standard_parser() {
