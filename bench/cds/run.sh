@@ -23,4 +23,5 @@ server=$!
 for _ in $(seq 50); do curl -s "http://127.0.0.1:$port/api/v1/openapi.json" >/dev/null && break; sleep 0.1; done
 "$bin/examples/bench_cds" load "http://127.0.0.1:$port" "$data" "$rate" "$secs" "${VIGIL_BENCH_ALG:-rs384}" "$home"
 kill "$server"; wait "$server" 2>/dev/null || true
-echo "prediction records on channel cds: $("$bin/vigil" --home "$home" predictions list --model deterioration-risk --json 2>/dev/null | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r.get("channel")=="cds"))' || echo "(vigil predictions list not available)")"
+command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
+echo "prediction records on channel cds: $(sqlite3 "$home/vigil.db" "SELECT count(*) FROM predictions WHERE channel = 'cds'")"
