@@ -178,30 +178,14 @@ pub fn suggestion_uuid(card_uuid: &str, index: usize) -> String {
 /// `{{context.patientId}}`, `{{context.encounterId}}`, `{{context.userId}}` (any string key of
 /// the hook's context) replaced in a string; a key the context lacks is left as written.
 fn fill_text(s: &str, context: &Map<String, Value>) -> String {
-    if !s.contains("{{context.") {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(at) = rest.find("{{context.") {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + "{{context.".len()..];
-        match after.find("}}") {
-            Some(end) => {
-                let key = &after[..end];
-                match context.get(key).and_then(Value::as_str) {
-                    Some(v) => out.push_str(v),
-                    None => out.push_str(&rest[at..at + "{{context.".len() + end + 2]),
-                }
-                rest = &after[end + 2..];
-            }
-            None => {
-                out.push_str(&rest[at..]);
-                rest = "";
+    let mut out = s.to_string();
+    if out.contains("{{context.") {
+        for (key, v) in context {
+            if let Some(v) = v.as_str() {
+                out = out.replace(&format!("{{{{context.{key}}}}}"), v);
             }
         }
     }
-    out.push_str(rest);
     out
 }
 

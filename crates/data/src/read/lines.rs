@@ -55,21 +55,16 @@ impl<R: Read> Read for LineStarts<R> {
         let n = self.inner.read(buf)?;
         let bytes = &buf[..n];
         let mut s = self.starts.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut from = 0usize;
         if self.after_break && n > 0 && !is_break(bytes[0]) {
             s.push_back((self.offset, self.line));
         }
         for p in memchr::memchr2_iter(b'\n', b'\r', bytes) {
-            if p < from {
-                continue;
-            }
             if bytes[p] == b'\n' {
                 self.line += 1;
             }
             if p + 1 < n && !is_break(bytes[p + 1]) {
                 s.push_back((self.offset + p as u64 + 1, self.line));
             }
-            from = p + 1;
         }
         if n > 0 {
             self.after_break = is_break(bytes[n - 1]);
