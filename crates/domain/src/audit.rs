@@ -234,15 +234,13 @@ impl ChainVerifier {
                 found: e.seq,
             });
         }
-        let prev = Digest::parse(e.prev_hash).map_err(|_| ChainBreak::BrokenLink { seq: e.seq })?;
-        if prev != self.prev_hash {
+        if !self.prev_hash.matches_hex(e.prev_hash) {
             return Err(ChainBreak::BrokenLink { seq: e.seq });
         }
-        let stored = Digest::parse(e.hash).map_err(|_| ChainBreak::HashMismatch { seq: e.seq })?;
-        if *computed != stored {
+        if !computed.matches_hex(e.hash) {
             return Err(ChainBreak::HashMismatch { seq: e.seq });
         }
-        self.prev_hash = stored;
+        self.prev_hash = *computed;
         self.expected_seq += 1;
         Ok(())
     }

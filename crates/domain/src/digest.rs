@@ -32,18 +32,45 @@ impl Digest {
 
     /// Parses exactly 64 lower-case hex characters.
     pub fn parse(s: &str) -> Result<Digest> {
-        if s.len() != 64
-            || !s
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
+        let b = s.as_bytes();
+        let mut out = [0u8; 32];
+        let ok = b.len() == 64
+            && out.iter_mut().zip(b.chunks_exact(2)).all(|(o, pair)| {
+                match (nibble(pair[0]), nibble(pair[1])) {
+                    (Some(hi), Some(lo)) => {
+                        *o = hi << 4 | lo;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+        if !ok {
             return Err(Error::invalid(format!(
                 "`{s}` is not a SHA-256 digest (64 lower-case hex characters)"
             )));
         }
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|e| Error::invalid(e.to_string()))?;
         Ok(Digest(out))
+    }
+
+    /// Whether `s` is this digest's 64 lower-case hex characters: the same answer as
+    /// `Digest::parse(s) == Ok(self)`, without decoding (checking a chain compares two
+    /// stored hashes per event).
+    pub fn matches_hex(&self, s: &str) -> bool {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let b = s.as_bytes();
+        b.len() == 64
+            && self.0.iter().zip(b.chunks_exact(2)).all(|(&d, pair)| {
+                pair[0] == HEX[usize::from(d >> 4)] && pair[1] == HEX[usize::from(d & 15)]
+            })
+    }
+}
+
+/// The value of one lower-case hex digit.
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
     }
 }
 
@@ -138,6 +165,36 @@ mod tests {
         assert_eq!(Digest::parse(&d.to_hex()), Ok(d));
         assert!(Digest::parse("abc").is_err());
         assert!(Digest::parse(&d.to_hex().to_uppercase()).is_err());
+        let mut with_g = d.to_hex();
+        with_g.replace_range(63.., "g");
+        assert!(Digest::parse(&with_g).is_err());
+        // 64 bytes, but not 64 hex characters.
+        let multibyte = format!("{}é", &d.to_hex()[..62]);
+        assert_eq!(multibyte.len(), 64);
+        assert!(Digest::parse(&multibyte).is_err());
+        assert!(!d.matches_hex(&multibyte));
+    }
+
+    proptest::proptest! {
+        /// `matches_hex` answers exactly what parsing and comparing would, for the digest's
+        /// own hex, for that hex with one byte changed to anything, and for any string.
+        #[test]
+        fn matches_hex_agrees_with_parse(
+            bytes in proptest::array::uniform32(proptest::prelude::any::<u8>()),
+            at in 0usize..64,
+            by in proptest::prelude::any::<u8>(),
+            other in "[0-9a-fA-F]{0,66}",
+        ) {
+            let d = Digest::from_bytes(bytes);
+            let hex = d.to_hex();
+            proptest::prop_assert!(d.matches_hex(&hex));
+            let mut changed = hex.clone().into_bytes();
+            changed[at] = by;
+            if let Ok(changed) = String::from_utf8(changed) {
+                proptest::prop_assert_eq!(d.matches_hex(&changed), Digest::parse(&changed) == Ok(d));
+            }
+            proptest::prop_assert_eq!(d.matches_hex(&other), Digest::parse(&other) == Ok(d));
+        }
     }
 
     #[test]
