@@ -4,15 +4,14 @@
 //!
 //! Everything is computed in one streaming pass over the file, with memory bounded by the
 //! number of columns, sites and months, except three things:
-//! - duplicate detection keeps a 128-bit hash (plus first row) per distinct row, and one per
-//!   patient + prediction-time pair: 16–24 bytes a row;
+//! - duplicate detection keeps a 128-bit hash and the row number of every row, and of every
+//!   patient + prediction-time pair, sorted once the file is read: 48 bytes a row;
 //! - robust statistics (median/MAD outliers, univariate AUROC, per-site PSI and KS) are
 //!   computed on a uniform reservoir sample of [`SAMPLE_ROWS`] rows, so they are exact for
 //!   files up to that size and estimates (with the sample size reported) above it;
 //! - `patient_overlap` reads the patient column of the `against` snapshot: a second pass, over
 //!   the other file.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
@@ -30,6 +29,7 @@ use crate::error::{Error, Result};
 use crate::read::{
     BadValues, Batch, Col, Kind, ReadOptions, Request, Table, is_missing_token, pipeline,
 };
+use crate::repeats::Repeats;
 use crate::stats;
 
 /// Rows kept in the uniform sample that robust statistics are computed on.
@@ -327,10 +327,12 @@ struct Acc<'a> {
     before_window: BadValues,
     after_window: BadValues,
     outcome_before: BadValues,
-    row_seen: FastMap<u64>,
+    /// Every row's hash, then (once read) the rows repeating an earlier one.
+    row_keys: Repeats,
     dup_rows: u64,
     dup_examples: Vec<(u64, u64)>,
-    pairs: FastSet,
+    /// Every patient + prediction time pair's hash, then the rows repeating an earlier pair.
+    pair_keys: Repeats,
     pair_dups: BadValues,
     patients: Option<FastMap<u64>>,
     sample: Sample,
@@ -608,18 +610,7 @@ impl Acc<'_> {
 
         // Duplicates.
         for (i, &h) in b.row_hashes.iter().enumerate() {
-            let row = first + i as u64;
-            match self.row_seen.entry(Key128::from(h)) {
-                Entry::Occupied(o) => {
-                    self.dup_rows += 1;
-                    if self.dup_examples.len() < EXAMPLES {
-                        self.dup_examples.push((row, *o.get()));
-                    }
-                }
-                Entry::Vacant(v) => {
-                    v.insert(row);
-                }
-            }
+            self.row_keys.push(h, first + i as u64);
         }
         if let Some(p) = self.patient_req.and_then(|r| text(&b, r)) {
             let mut key = Vec::new();
@@ -637,9 +628,7 @@ impl Acc<'_> {
                     key.extend_from_slice(id.as_bytes());
                     key.push(0);
                     key.extend_from_slice(&t.to_le_bytes());
-                    if !self.pairs.insert(Key128::from(xxh3_128(&key))) {
-                        note(&mut self.pair_dups, first + i as u64);
-                    }
+                    self.pair_keys.push(xxh3_128(&key), first + i as u64);
                 }
             }
         }
@@ -689,6 +678,7 @@ pub fn check_dataset(
     let header: Vec<String> = table.header().to_vec();
     let has = |c: &str| header.iter().any(|h| h == c);
     let expected_rows = estimated_rows(path, table.recorded_rows());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let mut requests: Vec<Request> = Vec::new();
     let mut add = |name: &str, kind: Kind| -> usize {
@@ -808,14 +798,17 @@ pub fn check_dataset(
         before_window: BadValues::default(),
         after_window: BadValues::default(),
         outcome_before: BadValues::default(),
-        row_seen: FastMap::with_capacity_and_hasher(expected_rows, Default::default()),
+        row_keys: Repeats::new(expected_rows, threads),
         dup_rows: 0,
         dup_examples: Vec::new(),
-        pairs: if patient_req.is_some() && pred_req.is_some() {
-            FastSet::with_capacity_and_hasher(expected_rows, Default::default())
-        } else {
-            FastSet::default()
-        },
+        pair_keys: Repeats::new(
+            if patient_req.is_some() && pred_req.is_some() {
+                expected_rows
+            } else {
+                0
+            },
+            threads,
+        ),
         pair_dups: BadValues::default(),
         patients: opts.against.as_ref().map(|_| FastMap::default()),
         sample: Sample {
@@ -836,6 +829,13 @@ pub fn check_dataset(
         },
     )?;
     pipeline(batches, |b| acc.observe(b))?;
+    let rows = std::mem::replace(&mut acc.row_keys, Repeats::new(0, 1)).finish(EXAMPLES);
+    (acc.dup_rows, acc.dup_examples) = (rows.repeats, rows.examples);
+    let pairs = std::mem::replace(&mut acc.pair_keys, Repeats::new(0, 1)).finish(EXAMPLES);
+    acc.pair_dups = BadValues {
+        count: pairs.repeats,
+        examples: pairs.examples.into_iter().map(|(row, _)| row).collect(),
+    };
 
     // Sorted once: outliers and site variation both read the pooled distributions.
     let pooled: Vec<Vec<f64>> = acc

@@ -13,6 +13,7 @@ mod columns;
 mod error;
 mod read;
 mod render;
+mod repeats;
 mod stats;
 
 pub use annotate::{
