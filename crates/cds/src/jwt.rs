@@ -11,7 +11,6 @@ use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use serde::{Deserialize, Serialize};
-use sha2::{Sha256, Sha384};
 
 const B64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::URL_SAFE,
@@ -285,7 +284,11 @@ fn b64_field<'a>(v: &'a Option<String>, name: &str) -> Result<Vec<u8>, AuthError
 enum Key {
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
-    Rsa(rsa::RsaPublicKey),
+    /// Modulus and public exponent, big-endian, checked as ring requires.
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
 }
 
 fn check_key(k: &Jwk, alg: Alg) -> Result<Key, AuthError> {
@@ -332,14 +335,25 @@ fn check_key(k: &Jwk, alg: Alg) -> Result<Key, AuthError> {
             if n.len() < 256 {
                 return Err(wrong("RSA keys must have at least 2048 bits"));
             }
-            rsa::RsaPublicKey::new(
-                rsa::BigUint::from_bytes_be(&n),
-                rsa::BigUint::from_bytes_be(&e),
-            )
-            .map(Key::Rsa)
-            .map_err(|_| wrong("not a valid RSA public key"))
+            rsa_key(n, e).ok_or_else(|| wrong("not a valid RSA public key"))
         }
     }
+}
+
+/// An RSA public key as ring verifies with it: a modulus of 2048 to 8192 bits with no
+/// leading zero byte, and an odd public exponent from 3 to 2^33 − 1 (minimal encoding).
+fn rsa_key(n: Vec<u8>, e: Vec<u8>) -> Option<Key> {
+    let minimal = |b: &[u8]| b.first().is_some_and(|&x| x != 0);
+    let bits = n.len() * 8 - n.first().map_or(8, |x| x.leading_zeros() as usize);
+    let e_value = e.iter().try_fold(0u64, |acc, &b| {
+        acc.checked_mul(256).map(|a| a | u64::from(b))
+    });
+    let ok = minimal(&n)
+        && (2048..=8192).contains(&bits)
+        && n.last().is_some_and(|&x| x & 1 == 1)
+        && minimal(&e)
+        && e_value.is_some_and(|v| (3..1 << 33).contains(&v) && v & 1 == 1);
+    ok.then_some(Key::Rsa { n, e })
 }
 
 fn verify_signature(key: &Key, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
@@ -351,20 +365,12 @@ fn verify_signature(key: &Key, alg: Alg, msg: &[u8], sig: &[u8]) -> bool {
         (Key::P256(k), Alg::ES256) => p256::ecdsa::Signature::from_slice(sig)
             .map(|s| k.verify(msg, &s).is_ok())
             .unwrap_or(false),
-        (Key::Rsa(k), Alg::RS384) => rsa::pkcs1v15::Signature::try_from(sig)
-            .map(|s| {
-                rsa::pkcs1v15::VerifyingKey::<Sha384>::new(k.clone())
-                    .verify(msg, &s)
-                    .is_ok()
-            })
-            .unwrap_or(false),
-        (Key::Rsa(k), Alg::RS256) => rsa::pkcs1v15::Signature::try_from(sig)
-            .map(|s| {
-                rsa::pkcs1v15::VerifyingKey::<Sha256>::new(k.clone())
-                    .verify(msg, &s)
-                    .is_ok()
-            })
-            .unwrap_or(false),
+        (Key::Rsa { n, e }, Alg::RS384) => ring::signature::RsaPublicKeyComponents { n, e }
+            .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA384, msg, sig)
+            .is_ok(),
+        (Key::Rsa { n, e }, Alg::RS256) => ring::signature::RsaPublicKeyComponents { n, e }
+            .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, msg, sig)
+            .is_ok(),
         _ => false,
     }
 }
@@ -745,6 +751,84 @@ mod tests {
                 Err(e) => assert_eq!(e.code, code),
             }
         }
+    }
+
+    /// RSA keys and tokens made by OpenSSL (`testdata/generate_rsa.py`).
+    fn rsa_fixture() -> (Jwks, serde_json::Value) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        (
+            Jwks::parse(&read("rsa-jwks.json")).unwrap(),
+            serde_json::from_str(&read("rsa-tokens.json")).unwrap(),
+        )
+    }
+
+    #[test]
+    fn rsa_tokens_signed_by_openssl_verify_and_forgeries_do_not() {
+        let (keys, t) = rsa_fixture();
+        let at = Expect {
+            audience: t["aud"].as_str().unwrap(),
+            now: t["now"].as_i64().unwrap(),
+            leeway_secs: DEFAULT_LEEWAY_SECS,
+        };
+        let check = |name: &str| {
+            let u = decode(t[name].as_str().unwrap()).unwrap();
+            verify(&u, KeySource::Static(&keys), at)
+        };
+        let v = check("rs384").unwrap();
+        assert_eq!(
+            (v.alg, v.jti.as_str(), v.kid.as_str()),
+            (Alg::RS384, "t-rs384", "rsa-2048")
+        );
+        assert_eq!(check("rs256").unwrap().alg, Alg::RS256);
+        for forged in ["rs384_tampered", "rs384_other_key", "rs384_as_rs256"] {
+            assert_eq!(check(forged).unwrap_err().code, "bad_signature", "{forged}");
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+        let short = std::fs::read_to_string(dir.join("rsa-1024-jwks.json")).unwrap();
+        let e = Jwks::parse(&short).unwrap_err();
+        assert!(e.message.contains("2048 bits"), "{}", e.message);
+        // A valid token past its expiry is still refused.
+        let u = decode(t["rs384"].as_str().unwrap()).unwrap();
+        let late = Expect {
+            now: at.now + 3600,
+            ..at
+        };
+        assert_eq!(
+            verify(&u, KeySource::Static(&keys), late).unwrap_err().code,
+            "expired"
+        );
+    }
+
+    #[test]
+    fn rsa_keys_must_be_what_a_verifier_accepts() {
+        let n = |bytes: usize, last: u8| {
+            let mut v = vec![0xc5; bytes];
+            *v.last_mut().unwrap() = last;
+            v
+        };
+        let e = |v: u64| {
+            v.to_be_bytes()
+                .iter()
+                .copied()
+                .skip_while(|&b| b == 0)
+                .collect()
+        };
+        assert!(rsa_key(n(256, 0x01), e(65537)).is_some());
+        assert!(rsa_key(n(1024, 0x01), e(3)).is_some());
+        assert!(rsa_key(n(255, 0x01), e(65537)).is_none(), "2040 bits");
+        assert!(rsa_key(n(1025, 0x01), e(65537)).is_none(), "8200 bits");
+        assert!(rsa_key(n(256, 0x02), e(65537)).is_none(), "even modulus");
+        let mut leading_zero = n(257, 0x01);
+        leading_zero[0] = 0;
+        assert!(rsa_key(leading_zero, e(65537)).is_none(), "not minimal");
+        assert!(rsa_key(n(256, 0x01), e(65536)).is_none(), "even exponent");
+        assert!(rsa_key(n(256, 0x01), e(1)).is_none(), "exponent 1");
+        assert!(
+            rsa_key(n(256, 0x01), e(1 << 33 | 1)).is_none(),
+            "exponent too large"
+        );
+        assert!(rsa_key(n(256, 0x01), vec![]).is_none(), "no exponent");
     }
 
     #[test]
