@@ -267,7 +267,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool> {
         let mut pc = self.acquire().await?;
-        remember_jti(pc.as_conn(), iss, jti, expires_at, now).await
+        remember_jti(pc.as_conn(), iss, jti, expires_at, now, FORGET_PER_CALL).await
     }
 }
 
@@ -277,16 +277,19 @@ async fn remember_jti(
     jti: &str,
     expires_at: Timestamp,
     now: Timestamp,
+    forget: i64,
 ) -> Result<bool> {
     let ins = "INSERT INTO cds_seen_jti (iss, jti, expires_at) VALUES ($1, $2, $3) \
                ON CONFLICT (iss, jti) DO NOTHING";
     let n = on_conn!(c, c => {
-        // Forget a few expired ids on each call: bounded work, the table stays small.
-        sqlx::query("DELETE FROM cds_seen_jti WHERE expires_at < $1 AND jti IN \
-                     (SELECT jti FROM cds_seen_jti WHERE expires_at < $1 LIMIT 16)")
-            .bind(now.to_string())
-            .execute(&mut *c)
-            .await?;
+        if forget > 0 {
+            sqlx::query("DELETE FROM cds_seen_jti WHERE expires_at < $1 AND jti IN \
+                         (SELECT jti FROM cds_seen_jti WHERE expires_at < $1 LIMIT $2)")
+                .bind(now.to_string())
+                .bind(forget)
+                .execute(&mut *c)
+                .await?;
+        }
         sqlx::query(ins)
             .bind(iss)
             .bind(jti)
@@ -298,8 +301,16 @@ async fn remember_jti(
     Ok(n == 1)
 }
 
+/// Expired token ids forgotten by a call on its own: bounded work, and the table stays small
+/// as long as each call forgets more than it adds.
+const FORGET_PER_CALL: i64 = 16;
+/// Expired token ids forgotten by the first call of a transaction, the others forget none: a
+/// group commit of up to this many calls still forgets more than it adds.
+const FORGET_PER_TRANSACTION: i64 = 4096;
+
 impl Tx {
-    /// [`Store::cds_remember_jti`] inside the caller's transaction.
+    /// [`Store::cds_remember_jti`] inside the caller's transaction; expired ids are
+    /// forgotten once per transaction.
     pub async fn cds_remember_jti(
         &mut self,
         iss: &str,
@@ -307,7 +318,12 @@ impl Tx {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool> {
-        remember_jti(self.as_conn(), iss, jti, expires_at, now).await
+        let forget = if std::mem::replace(&mut self.jti_forgotten, true) {
+            0
+        } else {
+            FORGET_PER_TRANSACTION
+        };
+        remember_jti(self.as_conn(), iss, jti, expires_at, now, forget).await
     }
 
     /// Registers a client, or registers again one that was removed.

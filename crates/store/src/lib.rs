@@ -262,6 +262,9 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(60))
+            // A connection to a local file cannot go stale; checking it before each use
+            // would cost every transaction a round trip to the connection's thread.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await?;
         Ok(Store {
@@ -296,7 +299,11 @@ impl Store {
                 TxInner::Postgres(tx)
             }
         };
-        Ok(Tx { inner, head: None })
+        Ok(Tx {
+            inner,
+            head: None,
+            jti_forgotten: false,
+        })
     }
 
     /// Closes the pool, waiting for connections to finish.
@@ -318,6 +325,8 @@ pub struct Tx {
     inner: TxInner,
     /// The chain head as seen in this transaction, once read.
     head: Option<Option<(i64, Digest)>>,
+    /// Whether expired CDS token ids were forgotten in this transaction already.
+    jti_forgotten: bool,
 }
 
 impl Tx {

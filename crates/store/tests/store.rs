@@ -50,6 +50,22 @@ async fn raw(db: &vigil_test_support::TestDb, sql: &str) -> Result<(), sqlx::Err
     Ok(())
 }
 
+async fn count(db: &vigil_test_support::TestDb, sql: &str) -> i64 {
+    use sqlx::Connection;
+    match db.kind {
+        vigil_store::BackendKind::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.url))
+                .await
+                .unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+        vigil_store::BackendKind::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+            sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+        }
+    }
+}
+
 both_backends! {
     async fn migrations_are_idempotent_and_checked(db) {
         let store = Store::connect(&db.url).await.unwrap();
@@ -133,6 +149,28 @@ both_backends! {
         let del = raw(&db, "DELETE FROM audit_events WHERE seq = 1").await;
         assert!(del.unwrap_err().to_string().contains("append-only"));
         assert_eq!(verify(&all_events(&store).await), Ok(1));
+    }
+
+    async fn token_ids_are_refused_until_they_expire_and_then_forgotten(db) {
+        let store = db.store().await;
+        let t = Timestamp::from_unix_seconds;
+        let mut tx = store.begin().await.unwrap();
+        for jti in ["a", "b", "c"] {
+            assert!(tx.cds_remember_jti("ehr", jti, t(100), t(10)).await.unwrap());
+        }
+        assert!(!tx.cds_remember_jti("ehr", "a", t(100), t(11)).await.unwrap(), "replayed in the same transaction");
+        tx.commit().await.unwrap();
+        assert!(!store.cds_remember_jti("ehr", "b", t(100), t(50)).await.unwrap(), "replayed before expiry");
+        assert!(store.cds_remember_jti("other-ehr", "b", t(100), t(50)).await.unwrap(), "ids are per issuer");
+        // Once they expired, the first id a transaction remembers forgets them; the second
+        // forgets nothing but is remembered all the same.
+        let mut tx = store.begin().await.unwrap();
+        assert!(tx.cds_remember_jti("ehr", "d", t(300), t(200)).await.unwrap());
+        assert!(tx.cds_remember_jti("ehr", "a", t(300), t(200)).await.unwrap(), "an expired id may come again");
+        tx.commit().await.unwrap();
+        assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 2);
+        assert!(store.cds_remember_jti("ehr", "e", t(400), t(350)).await.unwrap());
+        assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 1);
     }
 }
 
