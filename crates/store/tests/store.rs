@@ -172,6 +172,26 @@ both_backends! {
         assert!(store.cds_remember_jti("ehr", "e", t(400), t(350)).await.unwrap());
         assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 1);
     }
+
+    async fn a_checkpoint_copies_the_log_into_the_database(db) {
+        let store = db.store().await;
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..200 {
+            tx.append_audit(Timestamp::from_unix_seconds(i), &ev(i)).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        // Nothing reads or writes meanwhile, so every page of the log is copied.
+        assert_eq!(store.checkpoint().await.unwrap(), 0);
+        assert_eq!(verify(&all_events(&store).await), Ok(200));
+        if db.kind == vigil_store::BackendKind::Sqlite {
+            // The log's frames are all in the database file now: a second checkpoint finds
+            // them copied already.
+            let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.url)).await.unwrap();
+            let (_, log, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut c).await.unwrap();
+            assert_eq!(log, copied);
+            assert!(log > 0, "the transaction went through the log");
+        }
+    }
 }
 
 #[tokio::test]

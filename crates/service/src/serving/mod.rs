@@ -249,6 +249,28 @@ fn process_prefix() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// How often the server copies the SQLite log into the database file off the commit path.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints the store's log in the background for as long as the server runs (see
+/// [`vigil_store::Store::checkpoint`]); a failure is logged and tried again later.
+async fn checkpoint(s: Weak<Serving>) {
+    if s.upgrade()
+        .is_none_or(|s| s.vigil.store().kind() != vigil_store::BackendKind::Sqlite)
+    {
+        return;
+    }
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(s) = s.upgrade() else { return };
+        if let Err(e) = s.vigil.store().checkpoint().await {
+            eprintln!("checkpoint of the store's log failed (tried again later): {e}");
+        }
+    }
+}
+
 impl Serving {
     /// Starts the recorder and the stage watcher on the current tokio runtime. The runtime
     /// is empty until the first [`Serving::reload`] (which the watcher runs at once).
@@ -270,6 +292,7 @@ impl Serving {
             changes: AtomicU64::new(0),
         });
         tokio::spawn(watch(Arc::downgrade(&s)));
+        tokio::spawn(checkpoint(Arc::downgrade(&s)));
         s
     }
 
