@@ -344,7 +344,7 @@ fn check_key(k: &Jwk, alg: Alg) -> Result<Key, AuthError> {
 /// leading zero byte, and an odd public exponent from 3 to 2^33 − 1 (minimal encoding).
 fn rsa_key(n: Vec<u8>, e: Vec<u8>) -> Option<Key> {
     let minimal = |b: &[u8]| b.first().is_some_and(|&x| x != 0);
-    let bits = n.len() * 8 - n.first().map_or(8, |x| x.leading_zeros() as usize);
+    let bits = (n.len() * 8).saturating_sub(n.first().map_or(8, |x| x.leading_zeros() as usize));
     let e_value = e.iter().try_fold(0u64, |acc, &b| {
         acc.checked_mul(256).map(|a| a | u64::from(b))
     });
@@ -829,6 +829,7 @@ mod tests {
             "exponent too large"
         );
         assert!(rsa_key(n(256, 0x01), vec![]).is_none(), "no exponent");
+        assert!(rsa_key(vec![], e(65537)).is_none(), "no modulus");
     }
 
     #[test]
