@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 events=${1:-1000000}
 batch=${2:-1000}
-cargo build --release -q -p vigil-service --example bench_audit -p vigil
+cargo build --release -q -p vigil-service --example bench_audit
+cargo build --release -q -p vigil
 bin=${CARGO_TARGET_DIR:-target}/release
 home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT

@@ -12,7 +12,8 @@ cd "$(dirname "$0")/../.."
 rate=${1:-1000}
 secs=${2:-10}
 data=${VIGIL_SHARED_DATA:-$(pwd)/../shared/data}
-cargo build --release -q -p vigil-http --example bench_cds -p vigil
+cargo build --release -q -p vigil-http --example bench_cds
+cargo build --release -q -p vigil
 bin=${CARGO_TARGET_DIR:-target}/release
 home=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$home"' EXIT

@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
-use rsa::signature::{SignatureEncoding, Signer};
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use serde_json::{Value, json};
 use vigil_cds::jwt::{self, Es384Signer, Jwk, Jwks, KeySource, b64url, sign_with};
@@ -130,33 +129,42 @@ fn unhex(s: &str) -> rsa::BigUint {
     rsa::BigUint::from_bytes_be(&bytes)
 }
 
-/// A new RSA-2048 key: its private parts written to `home`, its public JWK returned.
+/// A new RSA-2048 key: its private parts (with the CRT exponents and coefficient) written to
+/// `home`, its public JWK returned.
 fn new_rsa_key(home: &std::path::Path) -> Value {
-    let key = rsa::RsaPrivateKey::new(&mut OsRandom, 2048).unwrap();
-    let primes: Vec<String> = key.primes().iter().map(hex).collect();
-    let private =
-        json!({"n": hex(key.n()), "e": hex(key.e()), "d": hex(key.d()), "primes": primes});
+    let mut key = rsa::RsaPrivateKey::new(&mut OsRandom, 2048).unwrap();
+    key.precompute().unwrap();
+    let primes = key.primes();
+    let private = json!({
+        "n": hex(key.n()), "e": hex(key.e()), "d": hex(key.d()),
+        "p": hex(&primes[0]), "q": hex(&primes[1]),
+        "dp": hex(key.dp().unwrap()), "dq": hex(key.dq().unwrap()),
+        "qinv": hex(&key.crt_coefficient().unwrap()),
+    });
     std::fs::write(home.join(RSA_FILE), private.to_string()).unwrap();
     json!({"kty": "RSA", "kid": RSA_KID, "alg": "RS384", "use": "sig",
            "n": b64url(&key.n().to_bytes_be()), "e": b64url(&key.e().to_bytes_be())})
 }
 
-fn rsa_signer(home: &std::path::Path) -> rsa::pkcs1v15::SigningKey<rsa::sha2::Sha384> {
+/// The key `new_rsa_key` wrote, as ring signs with it (its RSA signatures take a fraction of
+/// the `rsa` crate's time, which matters when minting one token per call).
+fn rsa_signer(home: &std::path::Path) -> (ring::rsa::KeyPair, Value) {
     let v: Value = serde_json::from_slice(&std::fs::read(home.join(RSA_FILE)).unwrap()).unwrap();
-    let primes = v["primes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| unhex(p.as_str().unwrap()))
-        .collect();
-    let key = rsa::RsaPrivateKey::from_components(
-        unhex(v["n"].as_str().unwrap()),
-        unhex(v["e"].as_str().unwrap()),
-        unhex(v["d"].as_str().unwrap()),
-        primes,
-    )
+    let b = |k: &str| unhex(v[k].as_str().unwrap()).to_bytes_be();
+    let (n, e) = (b("n"), b("e"));
+    let key = ring::rsa::KeyPair::from_components(&ring::rsa::KeyPairComponents {
+        public_key: ring::rsa::PublicKeyComponents { n: &n, e: &e },
+        d: b("d"),
+        p: b("p"),
+        q: b("q"),
+        dP: b("dp"),
+        dQ: b("dq"),
+        qInv: b("qinv"),
+    })
     .unwrap();
-    rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha384>::new(key)
+    let jwk =
+        json!({"kty": "RSA", "kid": RSA_KID, "alg": "RS384", "n": b64url(&n), "e": b64url(&e)});
+    (key, jwk)
 }
 
 fn read_json(rel: &str) -> Value {
@@ -314,24 +322,34 @@ fn prefetch_bundle(now: Timestamp) -> Value {
 /// Signs client tokens with one of the registered keys.
 enum Minter {
     Es384(Es384Signer),
-    Rs384(rsa::pkcs1v15::SigningKey<rsa::sha2::Sha384>),
+    Rs384(ring::rsa::KeyPair, Value),
 }
 
 impl Minter {
     fn alg(&self) -> &'static str {
         match self {
             Minter::Es384(_) => "ES384",
-            Minter::Rs384(_) => "RS384",
+            Minter::Rs384(..) => "RS384",
         }
     }
 
     fn sign(&self, claims: &Value) -> String {
         match self {
             Minter::Es384(s) => s.sign(claims, None),
-            Minter::Rs384(k) => sign_with(
+            Minter::Rs384(k, _) => sign_with(
                 &json!({"alg": "RS384", "typ": "JWT", "kid": RSA_KID}),
                 claims,
-                |msg| k.sign(msg).to_vec(),
+                |msg| {
+                    let mut sig = vec![0; k.public().modulus_len()];
+                    k.sign(
+                        &ring::signature::RSA_PKCS1_SHA384,
+                        &ring::rand::SystemRandom::new(),
+                        msg,
+                        &mut sig,
+                    )
+                    .unwrap();
+                    sig
+                },
             ),
         }
     }
@@ -346,7 +364,10 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
             .unwrap();
             Minter::Es384(Es384Signer::from_private_jwk(&jwk).unwrap())
         }
-        _ => Minter::Rs384(rsa_signer(&home.expect("rs384 needs the HOME of `setup`"))),
+        _ => {
+            let (k, jwk) = rsa_signer(&home.expect("rs384 needs the HOME of `setup`"));
+            Minter::Rs384(k, jwk)
+        }
     };
     let n = (rate * secs) as usize;
     let now = SystemClock.now_ts();
@@ -370,23 +391,33 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
     // Tokens are minted before the run (one per call, each with its own jti): signing is
     // the EHR's cost, not Vigil's.
     let pid = std::process::id();
-    let bodies: Vec<(String, String)> = (0..n)
-        .map(|i| {
-            let t = minter.sign(
-                &json!({"iss": ISS, "aud": aud, "iat": now.as_unix_seconds(),
-                "exp": now.as_unix_seconds() + 280, "jti": format!("bench-{pid}-{i}")}),
-            );
-            req["hookInstance"] = json!(format!("bench-{pid}-{i}"));
-            (t, req.to_string())
-        })
-        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = n.div_ceil(threads);
+    let (minter, req, aud) = (&minter, &req, &aud);
+    let bodies: Vec<(String, String)> = std::thread::scope(|s| {
+        let parts: Vec<_> = (0..threads)
+            .map(|t| {
+                s.spawn(move || {
+                    let mut req = req.clone();
+                    (t * per..((t + 1) * per).min(n))
+                        .map(|i| {
+                            let t = minter.sign(&json!({"iss": ISS, "aud": aud,
+                                "iat": now.as_unix_seconds(), "exp": now.as_unix_seconds() + 280,
+                                "jti": format!("bench-{pid}-{i}")}));
+                            req["hookInstance"] = json!(format!("bench-{pid}-{i}"));
+                            (t, req.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let aud = aud.clone();
     // What verifying one token costs the server (the same checks, in this process).
     let mut keys: Value = read_json("cds-hooks/v3ballot__30_json-web-key-set-public-key.json");
-    if let Minter::Rs384(k) = &minter {
-        let private: &rsa::RsaPrivateKey = k.as_ref();
-        let pk = &private.to_public_key();
-        keys["keys"].as_array_mut().unwrap().push(json!({"kty": "RSA", "kid": RSA_KID,
-            "alg": "RS384", "n": b64url(&pk.n().to_bytes_be()), "e": b64url(&pk.e().to_bytes_be())}));
+    if let Minter::Rs384(_, jwk) = minter {
+        keys["keys"].as_array_mut().unwrap().push(jwk.clone());
     }
     let keys = Jwks::parse(&keys.to_string()).unwrap();
     let sample = bodies.len().min(200);
