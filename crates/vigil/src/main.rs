@@ -15,6 +15,9 @@ use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::output::Out;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.global.json;
