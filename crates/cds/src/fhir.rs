@@ -78,6 +78,150 @@ impl Mapped {
     }
 }
 
+/// Every member of FHIR JSON that the mapping reads, at any depth. [`Pruned`] keeps these and
+/// drops the rest (narratives, meta, displays, categories, identifiers …) while parsing; a
+/// mapping that reads a new member must name it here. The test
+/// `pruned_resources_map_as_the_whole_ones` maps every example file both ways.
+pub const READ_MEMBERS: &[&str] = &[
+    "resourceType",
+    "id",
+    "entry",
+    "resource",
+    "status",
+    "code",
+    "coding",
+    "system",
+    "subject",
+    "reference",
+    "effectiveDateTime",
+    "effectiveInstant",
+    "effectivePeriod",
+    "start",
+    "end",
+    "issued",
+    "component",
+    "valueInteger",
+    "valueQuantity",
+    "value",
+    "comparator",
+    "unit",
+    "birthDate",
+    "gender",
+];
+
+/// FHIR JSON parsed with only the members in [`READ_MEMBERS`], at every depth: what the
+/// mapping sees is the same, and a prefetch of many Observations costs a fraction of the
+/// allocations of a whole `Value` tree. Arrays, scalars and the nesting are as parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pruned(pub Value);
+
+impl<'de> serde::Deserialize<'de> for Pruned {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pruned, D::Error> {
+        d.deserialize_any(PrunedVisitor { every_key: false })
+            .map(Pruned)
+    }
+}
+
+/// An object of FHIR JSON by any keys (a prefetch object), each value [`Pruned`]; any other
+/// JSON is parsed as [`Pruned`] parses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrunedByKey(pub Value);
+
+impl<'de> serde::Deserialize<'de> for PrunedByKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PrunedByKey, D::Error> {
+        d.deserialize_any(PrunedVisitor { every_key: true })
+            .map(PrunedByKey)
+    }
+}
+
+struct PrunedVisitor {
+    /// Keep every key of this object (its values are pruned).
+    every_key: bool,
+}
+
+/// A member name: the entry of [`READ_MEMBERS`] it equals, if any.
+struct Member;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Member {
+    type Value = Option<&'static str>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for Member {
+    type Value = Option<&'static str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(READ_MEMBERS.iter().find(|m| **m == v).copied())
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for PrunedVisitor {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Number(v.into()))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+        while let Some(Pruned(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        if self.every_key {
+            while let Some(k) = map.next_key::<String>()? {
+                let Pruned(v) = map.next_value()?;
+                out.insert(k, v);
+            }
+        } else {
+            while let Some(k) = map.next_key_seed(Member)? {
+                match k {
+                    Some(k) => {
+                        let Pruned(v) = map.next_value()?;
+                        out.insert(k.to_string(), v);
+                    }
+                    None => {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+            }
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// Collects the resources in `v`: the resource itself, or the entries of a Bundle (nested
 /// Bundles flattened). OperationOutcomes and entries without a resource are skipped.
 pub fn collect<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
@@ -645,6 +789,70 @@ mod tests {
             InputValue::Number(v) => (v, i.unit.clone()),
             _ => panic!("{name} is not a number"),
         }
+    }
+
+    /// `v` without the members the mapping does not read, at every depth.
+    fn pruned_reference(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .filter(|(k, _)| READ_MEMBERS.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), pruned_reference(v)))
+                    .collect(),
+            ),
+            Value::Array(a) => Value::Array(a.iter().map(pruned_reference).collect()),
+            _ => v.clone(),
+        }
+    }
+
+    #[test]
+    fn pruned_resources_map_as_the_whole_ones() {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/fhir");
+        let (mut files, mut found, mut dropped) = (0, 0, 0usize);
+        for dir in ["spec-r4-examples", "synthea"] {
+            for e in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = e.unwrap().path();
+                if path.extension().is_none_or(|x| x != "json") {
+                    continue;
+                }
+                let bytes = std::fs::read(&path).unwrap();
+                let whole: Value = serde_json::from_slice(&bytes).unwrap();
+                let Pruned(pruned) = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(pruned, pruned_reference(&whole), "{}", path.display());
+                dropped += bytes.len() - serde_json::to_vec(&pruned).unwrap().len();
+                let (mut a, mut b) = (vec![], vec![]);
+                collect(&whole, &mut a);
+                collect(&pruned, &mut b);
+                assert_eq!(a.len(), b.len(), "{}", path.display());
+                let patient = a
+                    .iter()
+                    .find(|r| r["resourceType"] == "Patient")
+                    .and_then(|r| id_of(r))
+                    .unwrap_or("")
+                    .to_string();
+                // Just after the newest observation, so that the window holds values.
+                let newest = a.iter().filter_map(|r| effective_time(r)).max();
+                let times = [
+                    newest.map(|t| t.plus(vigil_domain::Duration::parse("1m").unwrap())),
+                    Timestamp::parse("2020-03-03T20:00:00Z").ok(),
+                ];
+                for now in times.into_iter().flatten() {
+                    let m = map_inputs(&contract(), &a, &patient, now);
+                    assert_eq!(
+                        m,
+                        map_inputs(&contract(), &b, &patient, now),
+                        "{}",
+                        path.display()
+                    );
+                    found += m.features.iter().filter(|f| f.status == "found").count();
+                }
+                files += 1;
+            }
+        }
+        assert!(files >= 20, "only {files} example files");
+        assert!(found >= 20, "the examples map to only {found} values");
+        assert!(dropped > 1_000_000, "pruning dropped only {dropped} bytes");
     }
 
     #[test]

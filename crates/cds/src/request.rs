@@ -57,7 +57,8 @@ pub struct CdsRequest {
     pub fhir_server: Option<String>,
     pub fhir_authorization: Option<FhirAuthorization>,
     pub context: Map<String, Value>,
-    /// Prefetch keys as sent; `null` values mean the EHR could not fetch them.
+    /// Prefetch keys as sent, each resource with the members the FHIR mapping reads
+    /// ([`crate::fhir::READ_MEMBERS`]); `null` values mean the EHR could not fetch them.
     pub prefetch: Map<String, Value>,
 }
 
@@ -69,7 +70,8 @@ struct Raw {
     fhir_server: Option<Value>,
     fhir_authorization: Option<Value>,
     context: Option<Value>,
-    prefetch: Option<Value>,
+    /// Parsed with only what the FHIR mapping reads (see [`crate::fhir::Pruned`]).
+    prefetch: Option<crate::fhir::PrunedByKey>,
 }
 
 /// The JSON type a context field must have.
@@ -256,7 +258,7 @@ impl CdsRequest {
                 ));
             }
         }
-        let prefetch = match raw.prefetch {
+        let prefetch = match raw.prefetch.map(|p| p.0) {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
             Some(_) => {
