@@ -23,6 +23,8 @@ mod registry;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -103,6 +105,9 @@ enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Backend,
+    /// The second (of the callers' clock) in which a transaction last forgot expired CDS
+    /// token ids: transactions forget them once a second, not each one.
+    jti_swept: Arc<AtomicI64>,
 }
 
 /// One connection of either backend; what every query takes.
@@ -230,6 +235,7 @@ impl Store {
                 .await?;
             return Ok(Store {
                 backend: Backend::Postgres(pool),
+                jti_swept: Arc::default(),
             });
         }
         let path = url
@@ -269,6 +275,7 @@ impl Store {
             .await?;
         Ok(Store {
             backend: Backend::Sqlite(pool),
+            jti_swept: Arc::default(),
         })
     }
 
@@ -303,6 +310,7 @@ impl Store {
             inner,
             head: None,
             jti_forgotten: false,
+            jti_swept: self.jti_swept.clone(),
         })
     }
 
@@ -344,8 +352,9 @@ pub struct Tx {
     inner: TxInner,
     /// The chain head as seen in this transaction, once read.
     head: Option<Option<(i64, Digest)>>,
-    /// Whether expired CDS token ids were forgotten in this transaction already.
+    /// Whether this transaction decided already whether to forget expired CDS token ids.
     jti_forgotten: bool,
+    jti_swept: Arc<AtomicI64>,
 }
 
 impl Tx {

@@ -162,8 +162,8 @@ both_backends! {
         tx.commit().await.unwrap();
         assert!(!store.cds_remember_jti("ehr", "b", t(100), t(50)).await.unwrap(), "replayed before expiry");
         assert!(store.cds_remember_jti("other-ehr", "b", t(100), t(50)).await.unwrap(), "ids are per issuer");
-        // Once they expired, the first id a transaction remembers forgets them; the second
-        // forgets nothing but is remembered all the same.
+        // Once they expired, the first id a transaction remembers forgets them (the first
+        // transaction of that second); the second forgets nothing but is remembered all the same.
         let mut tx = store.begin().await.unwrap();
         assert!(tx.cds_remember_jti("ehr", "d", t(300), t(200)).await.unwrap());
         assert!(tx.cds_remember_jti("ehr", "a", t(300), t(200)).await.unwrap(), "an expired id may come again");
@@ -171,6 +171,23 @@ both_backends! {
         assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 2);
         assert!(store.cds_remember_jti("ehr", "e", t(400), t(350)).await.unwrap());
         assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 1);
+        // Only the first transaction of a second forgets: the one after it in the same second
+        // leaves an expired id in place, the first of the next second removes it.
+        let remember = |jti: &'static str, expires: i64, now: i64| {
+            let store = store.clone();
+            async move {
+                let mut tx = store.begin().await.unwrap();
+                assert!(tx.cds_remember_jti("ehr", jti, t(expires), t(now)).await.unwrap());
+                tx.commit().await.unwrap();
+            }
+        };
+        remember("old", 599, 600).await;
+        assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 1, "e forgotten, old kept");
+        remember("new", 700, 600).await;
+        assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 2, "nothing forgotten");
+        remember("newer", 700, 601).await;
+        assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti WHERE jti = 'old'").await, 0);
+        assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 2);
     }
 
     async fn a_checkpoint_copies_the_log_into_the_database(db) {
