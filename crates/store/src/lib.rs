@@ -333,6 +333,27 @@ impl Store {
         }
     }
 
+    /// Copies what is left of the SQLite log into the database file and makes the next
+    /// write start the log again from its beginning (`PRAGMA wal_checkpoint(RESTART)`): it
+    /// waits for a writer to finish and holds off new ones while it copies. A passive
+    /// checkpoint never restarts a log that is written without pause (there is always a
+    /// frame it could not copy yet), so without this the log grows until every commit
+    /// checkpoints it itself. Run by the only writer between two of its transactions, right
+    /// after a passive checkpoint copied nearly everything, it copies little. `false` when a
+    /// reader or writer kept it from finishing. Nothing to do on PostgreSQL.
+    pub async fn checkpoint_restart(&self) -> Result<bool> {
+        match &self.backend {
+            Backend::Sqlite(p) => {
+                let (busy, _log, _copied): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+                        .fetch_one(p)
+                        .await?;
+                Ok(busy == 0)
+            }
+            Backend::Postgres(_) => Ok(true),
+        }
+    }
+
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
         match &self.backend {

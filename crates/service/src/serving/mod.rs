@@ -253,7 +253,8 @@ fn process_prefix() -> String {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 /// Checkpoints the store's log in the background for as long as the server runs (see
-/// [`vigil_store::Store::checkpoint`]); a failure is logged and tried again later.
+/// [`vigil_store::Store::checkpoint`]), then has the prediction writer restart it between
+/// two batches ([`Recorder::restart_log`]); a failure is logged and tried again later.
 async fn checkpoint(s: Weak<Serving>) {
     if s.upgrade()
         .is_none_or(|s| s.vigil.store().kind() != vigil_store::BackendKind::Sqlite)
@@ -265,8 +266,11 @@ async fn checkpoint(s: Weak<Serving>) {
     loop {
         tick.tick().await;
         let Some(s) = s.upgrade() else { return };
-        if let Err(e) = s.vigil.store().checkpoint().await {
-            eprintln!("checkpoint of the store's log failed (tried again later): {e}");
+        match s.vigil.store().checkpoint().await {
+            // The writer restarts the log after its next batch; a log written without pause
+            // is never restarted by passive checkpoints alone.
+            Ok(_) => s.recorder.restart_log(),
+            Err(e) => eprintln!("checkpoint of the store's log failed (tried again later): {e}"),
         }
     }
 }

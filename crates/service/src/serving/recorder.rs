@@ -9,6 +9,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 use vigil_domain::prediction::PredictionRecord;
@@ -53,6 +54,7 @@ struct Pending {
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::Sender<Pending>,
+    restart_due: Arc<AtomicBool>,
 }
 
 /// A record handed to the writer, not yet known to be durable.
@@ -81,8 +83,22 @@ impl Recorder {
     /// Starts the writer on the current tokio runtime. `max_batch` bounds one transaction.
     pub fn start(vigil: Vigil, metrics: Arc<Metrics>, max_batch: usize) -> Recorder {
         let (tx, rx) = mpsc::channel(max_batch.max(1) * 64);
-        tokio::spawn(writer(vigil, metrics, rx, max_batch.max(1)));
-        Recorder { tx }
+        let restart_due = Arc::new(AtomicBool::new(false));
+        tokio::spawn(writer(
+            vigil,
+            metrics,
+            rx,
+            max_batch.max(1),
+            restart_due.clone(),
+        ));
+        Recorder { tx, restart_due }
+    }
+
+    /// Asks the writer to restart the store's log after its next batch (see
+    /// [`vigil_store::Store::checkpoint_restart`]): called right after a passive checkpoint,
+    /// so that what is left to copy is what was committed meanwhile.
+    pub fn restart_log(&self) {
+        self.restart_due.store(true, Ordering::Release);
     }
 
     async fn send(&self, item: Item, wait: bool) -> Ticket {
@@ -167,6 +183,7 @@ async fn writer(
     metrics: Arc<Metrics>,
     mut rx: mpsc::Receiver<Pending>,
     max_batch: usize,
+    restart_due: Arc<AtomicBool>,
 ) {
     let mut pending = Vec::with_capacity(max_batch);
     let mut records = Vec::with_capacity(max_batch);
@@ -217,5 +234,12 @@ async fn writer(
             }
         }
         records.clear();
+        // Between two batches no transaction of this writer is open, so the restart waits
+        // for no commit of ours, and the next batch waits only for what is left to copy.
+        if restart_due.swap(false, Ordering::AcqRel)
+            && let Err(e) = vigil.store().checkpoint_restart().await
+        {
+            eprintln!("restart of the store's log failed (tried again later): {e}");
+        }
     }
 }
