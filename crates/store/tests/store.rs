@@ -190,6 +190,26 @@ both_backends! {
         assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 2);
     }
 
+    async fn a_restarting_checkpoint_copies_everything_and_the_log_starts_again(db) {
+        let store = db.store().await;
+        let mut tx = store.begin().await.unwrap();
+        for i in 0..2000 {
+            tx.append_audit(Timestamp::from_unix_seconds(i), &ev(i)).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        assert!(store.checkpoint_restart().await.unwrap());
+        let mut tx = store.begin().await.unwrap();
+        tx.append_audit(Timestamp::from_unix_seconds(2000), &ev(2000)).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(verify(&all_events(&store).await), Ok(2001));
+        if db.kind == vigil_store::BackendKind::Sqlite {
+            // The log holds only the last transaction's frames: it was started again.
+            let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.url)).await.unwrap();
+            let (_, log, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut c).await.unwrap();
+            assert!((1..20).contains(&log), "{log} frames in the log after a restart and one event");
+        }
+    }
+
     async fn a_checkpoint_copies_the_log_into_the_database(db) {
         let store = db.store().await;
         let mut tx = store.begin().await.unwrap();
