@@ -202,6 +202,19 @@ impl Browser {
             .to_owned()
     }
 
+    /// Waits up to ten seconds for the page's address to satisfy `done` and returns it: a
+    /// click returns before the browser has followed the navigation it starts.
+    pub fn wait_for_url(&self, done: impl Fn(&str) -> bool) -> String {
+        let t0 = std::time::Instant::now();
+        loop {
+            let url = self.url();
+            if done(&url) || t0.elapsed() > std::time::Duration::from_secs(10) {
+                return url;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     pub fn title(&self) -> String {
         self.cmd("GET", "/title", None)
             .as_str()

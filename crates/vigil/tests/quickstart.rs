@@ -458,7 +458,8 @@ fn browse(addr: &str, token: &str, release: &str) {
     b.type_into(&field, token);
     b.screenshot(&shots.join("00-login.png"));
     b.click(&b.find("button[type=submit]"));
-    assert_eq!(b.url(), format!("{base}/"));
+    let home = format!("{base}/");
+    assert_eq!(b.wait_for_url(|u| u == home), home);
     // On every other page the first Tab reaches the skip link, and it leads to the content.
     b.press("\u{E004}");
     assert_eq!(
@@ -523,23 +524,18 @@ fn browse(addr: &str, token: &str, release: &str) {
         "the evidence plots are drawn"
     );
     b.click(&b.find("a[href$='/card']"));
-    let t0 = std::time::Instant::now();
-    while !b.url().ends_with("/card") && t0.elapsed() < std::time::Duration::from_secs(10) {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(b.url().ends_with("/card"));
+    let url = b.wait_for_url(|u| u.ends_with("/card"));
+    assert!(url.ends_with("/card"), "{url}");
     // Navigation by real links: from the models page to the release.
     b.goto(&format!("{base}/"));
     b.click(&b.find(&format!("a[href='/releases/{release}']")));
+    let page = format!("{base}/releases/{release}");
+    assert_eq!(b.wait_for_url(|u| u == page), page);
     assert!(b.text().contains("Promotion history"));
     b.goto(&format!("{base}/audit"));
     b.click(&b.find("header form button"));
-    // The click returns before the browser has followed the logout's redirect.
-    let t0 = std::time::Instant::now();
-    while !b.url().ends_with("/login") && t0.elapsed() < std::time::Duration::from_secs(10) {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert!(b.url().ends_with("/login"), "logged out: {}", b.url());
+    let url = b.wait_for_url(|u| u.ends_with("/login"));
+    assert!(url.ends_with("/login"), "logged out: {url}");
     eprintln!("dashboard screenshots in {}", shots.display());
 }
 
