@@ -1,13 +1,14 @@
 //! Storage for the CDS Hooks service: registered clients, token ids seen until they expire,
 //! the cards shown (for suppression, the daily alert budget and feedback) and feedback.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 use sqlx::Row;
 use vigil_domain::Timestamp;
 
-use crate::{Conn, Error, Result, Store, Tx, on_conn, reads};
+use crate::{Conn, Error, Result, Store, Tx, on_conn, reads, values_list};
 
 /// A registered CDS client (an EHR), identified by its `iss`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -248,17 +249,34 @@ reads! {
     fn list_cds_clients(include_removed: bool) -> Vec<CdsClientRecord> => clients;
     /// The active client with this issuer.
     fn cds_client(iss: &str) -> Option<CdsClientRecord> => client;
-    /// The highest indicator rank shown to this patient by this model since a time.
-    fn cds_last_alert_rank(model: &str, patient_key: &str, since: Timestamp) -> Option<i64> => last_rank;
-    /// Alert cards shown by a model since a time.
-    fn cds_alerts_since(model: &str, since: Timestamp) -> i64 => alerts_since;
-    /// One shown card.
-    fn cds_card(uuid: &str) -> Option<CdsCardRecord> => card;
     /// Feedback on a model's cards, by outcome time.
     fn list_cds_feedback(model: &str, since: Option<Timestamp>) -> Vec<CdsFeedbackRecord> => feedback;
 }
 
 impl Store {
+    /// The highest indicator rank shown to this patient by this model since a time.
+    pub async fn cds_last_alert_rank(
+        &self,
+        model: &str,
+        patient_key: &str,
+        since: Timestamp,
+    ) -> Result<Option<i64>> {
+        let mut pc = self.acquire().await?;
+        last_rank(pc.as_conn(), model, patient_key, since).await
+    }
+
+    /// Alert cards shown by a model since a time.
+    pub async fn cds_alerts_since(&self, model: &str, since: Timestamp) -> Result<i64> {
+        let mut pc = self.acquire().await?;
+        alerts_since(pc.as_conn(), model, since).await
+    }
+
+    /// One shown card.
+    pub async fn cds_card(&self, uuid: &str) -> Result<Option<CdsCardRecord>> {
+        let mut pc = self.acquire().await?;
+        card(pc.as_conn(), uuid).await
+    }
+
     /// Remembers a token id until it expires. `false` when it was seen before (a replay).
     /// Expired ids are forgotten on the way.
     pub async fn cds_remember_jti(
@@ -268,44 +286,80 @@ impl Store {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool> {
+        let claim = JtiClaim {
+            iss: iss.to_string(),
+            jti: jti.to_string(),
+            expires_at,
+        };
         let mut pc = self.acquire().await?;
-        remember_jti(pc.as_conn(), iss, jti, expires_at, now, FORGET_PER_CALL).await
+        let fresh = remember_jtis(pc.as_conn(), &[claim], now, FORGET_PER_CALL).await?;
+        Ok(fresh == [true])
     }
 }
 
-async fn remember_jti(
-    c: Conn<'_>,
-    iss: &str,
-    jti: &str,
-    expires_at: Timestamp,
+/// A token id to remember until it expires.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JtiClaim {
+    pub iss: String,
+    pub jti: String,
+    pub expires_at: Timestamp,
+}
+
+/// Token ids per statement: three bound values each, far below either backend's limit.
+const JTIS_PER_STATEMENT: usize = 500;
+
+/// Forgets up to `forget` ids expired at `now`, then remembers `claims` and says, in their
+/// order, which were new: an id is refused when the store holds it (expired or not: the
+/// forgetting makes room) or when it came earlier in the list.
+async fn remember_jtis(
+    mut c: Conn<'_>,
+    claims: &[JtiClaim],
     now: Timestamp,
     forget: i64,
-) -> Result<bool> {
-    let ins = "INSERT INTO cds_seen_jti (iss, jti, expires_at) VALUES ($1, $2, $3) \
-               ON CONFLICT (iss, jti) DO NOTHING";
-    let n = on_conn!(c, c => {
-        if forget > 0 {
-            sqlx::query("DELETE FROM cds_seen_jti WHERE expires_at < $1 AND jti IN \
-                         (SELECT jti FROM cds_seen_jti WHERE expires_at < $1 LIMIT $2)")
+) -> Result<Vec<bool>> {
+    if forget > 0 {
+        let sql = "DELETE FROM cds_seen_jti WHERE expires_at < $1 AND jti IN \
+                   (SELECT jti FROM cds_seen_jti WHERE expires_at < $1 LIMIT $2)";
+        on_conn!(c.reborrow(), c => {
+            sqlx::query(sql)
                 .bind(now.to_string())
                 .bind(forget)
                 .execute(&mut *c)
                 .await?;
-        }
-        sqlx::query(ins)
-            .bind(iss)
-            .bind(jti)
-            .bind(expires_at.to_string())
-            .execute(&mut *c)
-            .await?
-            .rows_affected()
-    });
-    Ok(n == 1)
+        });
+    }
+    let mut inserted: HashSet<(String, String)> = HashSet::with_capacity(claims.len());
+    for chunk in claims.chunks(JTIS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO cds_seen_jti (iss, jti, expires_at) VALUES {} \
+             ON CONFLICT (iss, jti) DO NOTHING RETURNING iss, jti",
+            values_list(c.kind(), chunk.len(), 3)
+        );
+        let expires: Vec<String> = chunk.iter().map(|j| j.expires_at.to_string()).collect();
+        let rows = on_conn!(c.reborrow(), c => {
+            let mut q = sqlx::query(&sql);
+            for (j, e) in chunk.iter().zip(&expires) {
+                q = q.bind(&j.iss).bind(&j.jti).bind(e);
+            }
+            let rows = q.fetch_all(&mut *c).await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get::<String, _>("iss")?, r.try_get::<String, _>("jti")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        inserted.extend(rows);
+    }
+    // Each inserted id is new for its first claim only.
+    Ok(claims
+        .iter()
+        .map(|j| inserted.remove(&(j.iss.clone(), j.jti.clone())))
+        .collect())
 }
 
 /// Expired token ids forgotten by a call on its own: bounded work, and the table stays small
 /// as long as each call forgets more than it adds.
 const FORGET_PER_CALL: i64 = 16;
+/// Card rows per statement: ten bound values each.
+const CARDS_PER_STATEMENT: usize = 100;
 /// Expired token ids forgotten by the first transaction of each second (of the callers'
 /// clock) that remembers one; the others forget none. Ids expire as fast as they arrive, so
 /// this keeps the table bounded up to this many CDS calls a second — several times what two
@@ -322,6 +376,24 @@ impl Tx {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<bool> {
+        let claim = JtiClaim {
+            iss: iss.to_string(),
+            jti: jti.to_string(),
+            expires_at,
+        };
+        Ok(self.cds_remember_jtis(&[claim], now).await? == [true])
+    }
+
+    /// Remembers many token ids in one statement and says, in their order, which were new
+    /// (see [`Tx::cds_remember_jti`]); an id that comes twice is new the first time only.
+    pub async fn cds_remember_jtis(
+        &mut self,
+        claims: &[JtiClaim],
+        now: Timestamp,
+    ) -> Result<Vec<bool>> {
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
         let second = now.as_unix_seconds();
         let forget = if !std::mem::replace(&mut self.jti_forgotten, true)
             && self.jti_swept.fetch_max(second, Ordering::Relaxed) < second
@@ -330,7 +402,30 @@ impl Tx {
         } else {
             0
         };
-        remember_jti(self.as_conn(), iss, jti, expires_at, now, forget).await
+        remember_jtis(self.as_conn(), claims, now, forget).await
+    }
+
+    /// [`Store::cds_last_alert_rank`], seeing the cards this transaction wrote.
+    pub async fn cds_last_alert_rank(
+        &mut self,
+        model: &str,
+        patient_key: &str,
+        since: Timestamp,
+    ) -> Result<Option<i64>> {
+        self.flush_cds_cards().await?;
+        last_rank(self.as_conn(), model, patient_key, since).await
+    }
+
+    /// [`Store::cds_alerts_since`], counting the cards this transaction wrote.
+    pub async fn cds_alerts_since(&mut self, model: &str, since: Timestamp) -> Result<i64> {
+        self.flush_cds_cards().await?;
+        alerts_since(self.as_conn(), model, since).await
+    }
+
+    /// [`Store::cds_card`], seeing the cards this transaction wrote.
+    pub async fn cds_card(&mut self, uuid: &str) -> Result<Option<CdsCardRecord>> {
+        self.flush_cds_cards().await?;
+        card(self.as_conn(), uuid).await
     }
 
     /// Registers a client, or registers again one that was removed.
@@ -362,25 +457,45 @@ impl Tx {
         Ok(n == 1)
     }
 
+    /// Writes shown cards with this transaction. The rows of a transaction go out together,
+    /// in statements of many rows, before its commit and before any read of the cards inside
+    /// it; a failed write fails that read or the commit.
     pub async fn insert_cds_cards(&mut self, cards: &[CdsCardRecord]) -> Result<()> {
-        let sql = "INSERT INTO cds_cards (uuid, model, release_id, request_id, hook_instance, patient_key, \
-                   kind, indicator, indicator_rank, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-        for r in cards {
+        self.cds_cards.extend_from_slice(cards);
+        Ok(())
+    }
+
+    /// Writes the cards [`Tx::insert_cds_cards`] holds back.
+    pub(crate) async fn flush_cds_cards(&mut self) -> Result<()> {
+        if self.cds_cards.is_empty() {
+            return Ok(());
+        }
+        let cards = std::mem::take(&mut self.cds_cards);
+        let kind = self.as_conn().kind();
+        for chunk in cards.chunks(CARDS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO cds_cards (uuid, model, release_id, request_id, hook_instance, \
+                 patient_key, kind, indicator, indicator_rank, created_at) VALUES {}",
+                values_list(kind, chunk.len(), 10)
+            );
+            let created: Vec<String> = chunk.iter().map(|r| r.created_at.to_string()).collect();
             let c = self.as_conn();
             on_conn!(c, c => {
-                sqlx::query(sql)
-                    .bind(&r.uuid)
-                    .bind(&r.model)
-                    .bind(&r.release)
-                    .bind(&r.request_id)
-                    .bind(&r.hook_instance)
-                    .bind(&r.patient_key)
-                    .bind(&r.kind)
-                    .bind(&r.indicator)
-                    .bind(r.indicator_rank)
-                    .bind(r.created_at.to_string())
-                    .execute(&mut *c)
-                    .await?;
+                let mut q = sqlx::query(&sql);
+                for (r, at) in chunk.iter().zip(&created) {
+                    q = q
+                        .bind(&r.uuid)
+                        .bind(&r.model)
+                        .bind(&r.release)
+                        .bind(&r.request_id)
+                        .bind(&r.hook_instance)
+                        .bind(&r.patient_key)
+                        .bind(&r.kind)
+                        .bind(&r.indicator)
+                        .bind(r.indicator_rank)
+                        .bind(at);
+                }
+                q.execute(&mut *c).await?;
             });
         }
         Ok(())

@@ -36,7 +36,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use vigil_domain::Digest;
 
 pub use audit::{AuditFilter, PACKED_FIELD_SEP, PACKED_RECORD_SEP};
-pub use cds::{CdsCardRecord, CdsClientRecord, CdsFeedbackRecord};
+pub use cds::{CdsCardRecord, CdsClientRecord, CdsFeedbackRecord, JtiClaim};
 pub use data_checks::DataCheckRecord;
 pub use governance::{PolicyKind, PolicyRecord, ReviewSample, RollbackDrill, UserRecord};
 pub use migrate::{MIGRATIONS, SchemaStatus};
@@ -117,6 +117,14 @@ pub(crate) enum Conn<'a> {
 }
 
 impl Conn<'_> {
+    /// The same connection for one more query, leaving this one usable afterwards.
+    pub(crate) fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Sqlite(c) => Conn::Sqlite(c),
+            Conn::Postgres(c) => Conn::Postgres(c),
+        }
+    }
+
     pub(crate) fn kind(&self) -> BackendKind {
         match self {
             Conn::Sqlite(_) => BackendKind::Sqlite,
@@ -311,6 +319,7 @@ impl Store {
             head: None,
             jti_forgotten: false,
             jti_swept: self.jti_swept.clone(),
+            cds_cards: Vec::new(),
         })
     }
 
@@ -376,6 +385,8 @@ pub struct Tx {
     /// Whether this transaction decided already whether to forget expired CDS token ids.
     jti_forgotten: bool,
     jti_swept: Arc<AtomicI64>,
+    /// Card rows written by [`Tx::insert_cds_cards`] and not yet sent.
+    cds_cards: Vec<cds::CdsCardRecord>,
 }
 
 impl Tx {
@@ -386,7 +397,8 @@ impl Tx {
         }
     }
 
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        self.flush_cds_cards().await?;
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::Postgres(t) => t.commit().await?,

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use vigil_domain::{AuditEvent, ChainVerifier, NewAuditEvent, Timestamp, UserName};
-use vigil_store::{AuditFilter, Error, Store};
+use vigil_store::{AuditFilter, CdsCardRecord, Error, JtiClaim, Store};
 use vigil_test_support::both_backends;
 
 fn ev(i: i64) -> NewAuditEvent {
@@ -188,6 +188,55 @@ both_backends! {
         remember("newer", 700, 601).await;
         assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti WHERE jti = 'old'").await, 0);
         assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 2);
+    }
+
+    async fn token_ids_remembered_together_are_new_once_each(db) {
+        let store = db.store().await;
+        let t = Timestamp::from_unix_seconds;
+        let claim = |iss: &str, jti: &str| JtiClaim { iss: iss.into(), jti: jti.into(), expires_at: t(100) };
+        assert!(store.cds_remember_jti("ehr", "seen", t(100), t(10)).await.unwrap());
+        let mut tx = store.begin().await.unwrap();
+        let fresh = tx.cds_remember_jtis(&[
+            claim("ehr", "a"), claim("ehr", "seen"), claim("ehr", "b"), claim("ehr", "a"), claim("other", "a"),
+        ], t(10)).await.unwrap();
+        assert_eq!(fresh, [true, false, true, false, true], "in the store or earlier in the list: not new");
+        // More ids than one statement takes.
+        let many: Vec<JtiClaim> = (0..1234).map(|i| claim("bulk", &format!("j{i}"))).collect();
+        let fresh = tx.cds_remember_jtis(&many, t(10)).await.unwrap();
+        assert_eq!(fresh.iter().filter(|f| **f).count(), 1234);
+        assert!(!tx.cds_remember_jti("bulk", "j1233", t(100), t(10)).await.unwrap());
+        tx.rollback().await.unwrap();
+        assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 1, "rolled back with the transaction");
+    }
+
+    async fn cards_written_in_a_transaction_are_seen_by_its_reads_and_land_with_its_commit(db) {
+        let store = db.store().await;
+        let t = Timestamp::from_unix_seconds;
+        let card = |uuid: &str, patient: &str, rank: i64, at: i64| CdsCardRecord {
+            uuid: uuid.into(), model: "sepsis".into(), release: "r1".into(), request_id: format!("req-{uuid}"),
+            hook_instance: "h".into(), patient_key: Some(patient.into()), kind: "risk".into(),
+            indicator: if rank == 2 { "critical" } else { "warning" }.into(), indicator_rank: rank, created_at: t(at),
+        };
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_cds_cards(&[card("c1", "p1", 1, 100), card("c2", "p2", 2, 110)]).await.unwrap();
+        assert_eq!(tx.cds_last_alert_rank("sepsis", "p1", t(50)).await.unwrap(), Some(1));
+        tx.insert_cds_cards(&[card("c3", "p1", 2, 120)]).await.unwrap();
+        assert_eq!(tx.cds_last_alert_rank("sepsis", "p1", t(50)).await.unwrap(), Some(2));
+        assert_eq!(tx.cds_alerts_since("sepsis", t(105)).await.unwrap(), 2);
+        assert_eq!(tx.cds_card("c3").await.unwrap().map(|c| c.request_id), Some("req-c3".to_string()));
+        // Not visible outside before the commit; and a write held back until the commit
+        // fails the commit, not silently.
+        tx.insert_cds_cards(&[card("c4", "p3", 1, 130)]).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.cds_alerts_since("sepsis", t(0)).await.unwrap(), 4);
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_cds_cards(&[card("c5", "p3", 1, 140), card("c1", "p1", 1, 150)]).await.unwrap();
+        assert!(tx.commit().await.is_err(), "a card uuid is unique");
+        assert_eq!(store.cds_alerts_since("sepsis", t(0)).await.unwrap(), 4, "nothing of the failed commit");
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_cds_cards(&[card("c6", "p3", 1, 160)]).await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(store.cds_card("c6").await.unwrap(), None);
     }
 
     async fn a_restarting_checkpoint_copies_everything_and_the_log_starts_again(db) {

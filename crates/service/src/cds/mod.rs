@@ -371,9 +371,11 @@ impl CdsService {
         let audience = self.audience(&format!("/cds-services/{id}"));
         let caller = self.authenticate_deferred(authorization, &audience).await?;
         let claim = JtiClaim {
-            iss: caller.iss.clone(),
-            jti: caller.jti.clone(),
-            expires_at: caller.jti_expires_at,
+            id: vigil_store::JtiClaim {
+                iss: caller.iss.clone(),
+                jti: caller.jti.clone(),
+                expires_at: caller.jti_expires_at,
+            },
             now: self.vigil.clock.now(),
         };
         match self.answer(id, &caller, claim.clone(), body, started).await {
@@ -387,7 +389,7 @@ impl CdsService {
                 let _ = self
                     .vigil
                     .store
-                    .cds_remember_jti(&claim.iss, &claim.jti, claim.expires_at, claim.now)
+                    .cds_remember_jti(&claim.id.iss, &claim.id.jti, claim.id.expires_at, claim.now)
                     .await;
                 Err(e)
             }

@@ -17,12 +17,10 @@ use crate::governance::BoxFuture;
 use crate::serving::{Applied, BatchWork};
 use crate::{Error, Result};
 
-/// A token id to remember until it expires.
+/// A token id to remember until it expires, and when the call came.
 #[derive(Debug, Clone)]
 pub(crate) struct JtiClaim {
-    pub iss: String,
-    pub jti: String,
-    pub expires_at: Timestamp,
+    pub id: vigil_store::JtiClaim,
     pub now: Timestamp,
 }
 
@@ -103,12 +101,8 @@ async fn held_back(
 }
 
 impl CdsWork {
-    async fn run(self, tx: &mut Tx) -> Result<Applied> {
-        if let Some(j) = &self.jti
-            && !tx
-                .cds_remember_jti(&j.iss, &j.jti, j.expires_at, j.now)
-                .await?
-        {
+    async fn run(self, tx: &mut Tx, replayed: bool) -> Result<Applied> {
+        if replayed {
             return Ok(Applied {
                 records: Vec::new(),
                 reply: Box::new(Reply::Replayed),
@@ -163,8 +157,16 @@ impl CdsWork {
 }
 
 impl BatchWork for CdsWork {
-    fn apply<'a>(self: Box<Self>, tx: &'a mut Tx) -> BoxFuture<'a, Result<Applied>> {
-        Box::pin(self.run(tx))
+    fn token(&self) -> Option<(&vigil_store::JtiClaim, Timestamp)> {
+        self.jti.as_ref().map(|j| (&j.id, j.now))
+    }
+
+    fn apply<'a>(
+        self: Box<Self>,
+        tx: &'a mut Tx,
+        replayed: bool,
+    ) -> BoxFuture<'a, Result<Applied>> {
+        Box::pin(self.run(tx, replayed))
     }
 }
 

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
+use vigil_domain::Timestamp;
 use vigil_domain::prediction::PredictionRecord;
-use vigil_store::Tx;
+use vigil_store::{JtiClaim, Tx};
 
 use super::metrics::Metrics;
 use crate::governance::BoxFuture;
@@ -31,9 +32,17 @@ pub struct Applied {
 
 /// Writes decided inside the batch transaction (under the store's write lock).
 pub trait BatchWork: Send + 'static {
-    /// Runs in the batch's transaction. An error fails the whole batch, as a failed insert
-    /// does; a refusal that concerns this request only belongs in the reply.
-    fn apply<'a>(self: Box<Self>, tx: &'a mut Tx) -> BoxFuture<'a, Result<Applied>>;
+    /// A token id to remember before the work runs, and the time of the call: the batch
+    /// remembers the ids of all its work in one statement.
+    fn token(&self) -> Option<(&JtiClaim, Timestamp)> {
+        None
+    }
+
+    /// Runs in the batch's transaction; `replayed` says whether the store (or earlier work
+    /// of the batch) held its token id already. An error fails the whole batch, as a failed
+    /// insert does; a refusal that concerns this request only belongs in the reply.
+    fn apply<'a>(self: Box<Self>, tx: &'a mut Tx, replayed: bool)
+    -> BoxFuture<'a, Result<Applied>>;
 }
 
 // Records are the common case on the hot path; boxing them would cost an allocation each.
@@ -139,6 +148,21 @@ async fn commit_batch(
     replies: &mut Vec<Option<Box<dyn Any + Send>>>,
 ) -> Result<()> {
     let mut tx = vigil.store().begin().await?;
+    let mut claims = Vec::new();
+    let mut latest: Option<Timestamp> = None;
+    for item in &items {
+        if let Item::Work(w) = item
+            && let Some((claim, now)) = w.token()
+        {
+            claims.push(claim.clone());
+            latest = Some(latest.map_or(now, |l| l.max(now)));
+        }
+    }
+    let mut fresh = match latest {
+        Some(now) => tx.cds_remember_jtis(&claims, now).await?,
+        None => Vec::new(),
+    }
+    .into_iter();
     for item in items {
         match item {
             Item::Record(r) => {
@@ -146,7 +170,8 @@ async fn commit_batch(
                 replies.push(None);
             }
             Item::Work(w) => {
-                let a = w.apply(&mut tx).await?;
+                let replayed = w.token().is_some() && !fresh.next().unwrap_or(false);
+                let a = w.apply(&mut tx, replayed).await?;
                 records.extend(a.records);
                 replies.push(Some(a.reply));
             }
