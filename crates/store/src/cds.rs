@@ -291,7 +291,7 @@ impl Store {
             jti: jti.to_string(),
             expires_at,
         };
-        let mut pc = self.acquire().await?;
+        let mut pc = self.acquire_write().await?;
         let fresh = remember_jtis(pc.as_conn(), &[claim], now, FORGET_PER_CALL).await?;
         Ok(fresh == [true])
     }

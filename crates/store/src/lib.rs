@@ -97,8 +97,19 @@ pub enum BackendKind {
 
 #[derive(Clone, Debug)]
 enum Backend {
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePools),
     Postgres(PgPool),
+}
+
+/// A SQLite store's two pools. SQLite lets one writer in at a time, so every write
+/// transaction goes through the one connection of `write`: writers queue in the pool rather
+/// than on SQLite's file lock, and the writing connection keeps its page cache from one
+/// transaction to the next (SQLite drops a connection's cache whenever another connection
+/// changed the file). Reads go through `read`.
+#[derive(Clone, Debug)]
+struct SqlitePools {
+    read: SqlitePool,
+    write: SqlitePool,
 }
 
 /// A connection to the store.
@@ -273,16 +284,19 @@ impl Store {
             // subject and action indexes, so the default checkpointed after nearly every
             // batch and wrote those pages out again each time.
             .pragma("wal_autocheckpoint", "10000");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(60))
-            // A connection to a local file cannot go stale; checking it before each use
-            // would cost every transaction a round trip to the connection's thread.
-            .test_before_acquire(false)
-            .connect_with(opts)
-            .await?;
+        let pool = |connections: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(Duration::from_secs(60))
+                // A connection to a local file cannot go stale; checking it before each use
+                // would cost every transaction a round trip to the connection's thread.
+                .test_before_acquire(false)
+        };
+        let read = pool(8).connect_with(opts.clone()).await?;
+        // The read pool created the file (and switched it to WAL) already.
+        let write = pool(1).connect_with(opts.create_if_missing(false)).await?;
         Ok(Store {
-            backend: Backend::Sqlite(pool),
+            backend: Backend::Sqlite(SqlitePools { read, write }),
             jti_swept: Arc::default(),
         })
     }
@@ -296,7 +310,15 @@ impl Store {
 
     async fn acquire(&self) -> Result<Pooled> {
         Ok(match &self.backend {
-            Backend::Sqlite(p) => Pooled::Sqlite(p.acquire().await?),
+            Backend::Sqlite(p) => Pooled::Sqlite(p.read.acquire().await?),
+            Backend::Postgres(p) => Pooled::Postgres(p.acquire().await?),
+        })
+    }
+
+    /// A connection for one write outside a transaction: on SQLite, the write connection.
+    async fn acquire_write(&self) -> Result<Pooled> {
+        Ok(match &self.backend {
+            Backend::Sqlite(p) => Pooled::Sqlite(p.write.acquire().await?),
             Backend::Postgres(p) => Pooled::Postgres(p.acquire().await?),
         })
     }
@@ -304,7 +326,7 @@ impl Store {
     /// Starts a write transaction holding the store's write lock.
     pub async fn begin(&self) -> Result<Tx> {
         let inner = match &self.backend {
-            Backend::Sqlite(p) => TxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite(p) => TxInner::Sqlite(p.write.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -334,7 +356,7 @@ impl Store {
             Backend::Sqlite(p) => {
                 let (_busy, log, copied): (i64, i64, i64) =
                     sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-                        .fetch_one(p)
+                        .fetch_one(&p.read)
                         .await?;
                 Ok((log - copied).max(0))
             }
@@ -355,7 +377,7 @@ impl Store {
             Backend::Sqlite(p) => {
                 let (busy, _log, _copied): (i64, i64, i64) =
                     sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
-                        .fetch_one(p)
+                        .fetch_one(&p.write)
                         .await?;
                 Ok(busy == 0)
             }
@@ -366,7 +388,10 @@ impl Store {
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
         match &self.backend {
-            Backend::Sqlite(p) => p.close().await,
+            Backend::Sqlite(p) => {
+                p.write.close().await;
+                p.read.close().await;
+            }
             Backend::Postgres(p) => p.close().await,
         }
     }

@@ -83,7 +83,7 @@ impl Store {
         let encoded = encode(records)?;
         match &self.backend {
             Backend::Sqlite(p) => {
-                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                let mut tx = p.write.begin_with("BEGIN IMMEDIATE").await?;
                 for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
                     insert_rows(Conn::Sqlite(&mut tx), chunk).await?;
                 }
