@@ -15,7 +15,7 @@ use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
-use vigil_cds::jwt::{Es384Signer, Jwk, sign_with};
+use vigil_cds::jwt::{Es384Signer, Jwk, Jwks, sign_with};
 use vigil_domain::governance::Decision;
 use vigil_domain::policy::{DataCheckSummary, EvaluationSummary, SubgroupMetrics};
 use vigil_domain::prediction::{PredictionFilter, PredictionMode, PredictionRecord};
@@ -674,6 +674,49 @@ both_backends! {
         w.clock.set(vigil_service::SystemClock.now());
         let e = w.cds.authenticate(Some(&format!("Bearer {}", spec.trim())), aud).await.unwrap_err();
         assert_eq!(e.code, "expired");
+        assert!(w.vigil.verify_audit().await.unwrap().is_intact());
+    }
+
+    async fn a_client_changed_after_its_token_was_verified_is_checked_again_when_the_call_is_written(db) {
+        let w = world(db, Setup::default()).await;
+        let path = format!("/cds-services/{MODEL}");
+        let (s, v) = w.call(&full_request("before")).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        // Removed outside the CDS service (as another server or the command line would): the
+        // service's copy of the registration still verifies the token, and the transaction
+        // that would write the call refuses it.
+        w.vigil.remove_cds_client(&user("op"), ISS).await.unwrap();
+        let token = w.token(&path);
+        let (s, v, _) = w.send("POST", &path, Some(&token), Some(&full_request("removed"))).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unknown_iss")), "{v}");
+        assert!(w.records(PredictionMode::Active).await.iter().all(|r| r.context["hookInstance"] != "removed"));
+        let refused = w.audits("cds.auth_refused").await;
+        assert_eq!(refused.len(), 1);
+        assert!(refused[0].to_string().contains("unknown_iss"), "{}", refused[0]);
+        // Registered again with a second key beside the first: a token of either key stands,
+        // and the refused token's id stays used.
+        let spec = std::fs::read_to_string(shared_data("cds-hooks/v3ballot__30_json-web-key-set-public-key.json")).unwrap();
+        let mut both = Jwks::parse(&spec).unwrap();
+        let second = Es384Signer::from_secret(&[9u8; 48], "second-kid").unwrap();
+        both.keys.push(second.public_jwk());
+        w.vigil.add_cds_client(&user("op"), ISS, ClientKeys::Jwks(serde_json::to_string(&both).unwrap())).await.unwrap();
+        let (s, v, _) = w.send("POST", &path, Some(&token), Some(&full_request("replayed"))).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("jti_replayed")), "{v}");
+        let (s, v, _) = w.send("POST", &path, Some(&w.token(&path)), Some(&full_request("first-key"))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let (s, v, _) = w.send("POST", &path, Some(&second.sign(&w.claims(&path), None)), Some(&full_request("second-key"))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        // The first key withdrawn: its token is refused although the service's copy of the
+        // registration still holds it.
+        let only_second = Jwks { keys: vec![second.public_jwk()] };
+        w.vigil.add_cds_client(&user("op"), ISS, ClientKeys::Jwks(serde_json::to_string(&only_second).unwrap())).await.unwrap();
+        let (s, v, _) = w.send("POST", &path, Some(&w.token(&path)), Some(&full_request("withdrawn"))).await;
+        assert_eq!((s, v["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("kid_unknown")), "{v}");
+        let (s, v, _) = w.send("POST", &path, Some(&second.sign(&w.claims(&path), None)), Some(&full_request("kept"))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let answered: Vec<String> = w.records(PredictionMode::Active).await.iter().map(|r| r.context["hookInstance"].as_str().unwrap_or("").to_string()).collect();
+        assert_eq!(answered, ["before", "first-key", "second-key", "kept"]);
+        assert_eq!(w.audits("cds.auth_refused").await.len(), 3);
         assert!(w.vigil.verify_audit().await.unwrap().is_intact());
     }
 

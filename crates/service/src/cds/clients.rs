@@ -266,6 +266,9 @@ pub struct Caller {
     pub sub: Option<String>,
     /// Until when the token id must be refused again (its `exp` plus the leeway).
     pub jti_expires_at: Timestamp,
+    /// The registration the token was verified against, for the check under the write lock
+    /// (`None` when it was read from the store for this very call).
+    pub(crate) verified_by: Option<ClientCheck>,
 }
 
 fn unauth(e: AuthError) -> Error {
@@ -273,9 +276,94 @@ fn unauth(e: AuthError) -> Error {
 }
 
 /// A registered client as the verifier uses it: its record and its parsed key set.
+#[derive(Debug)]
 pub(crate) struct CachedClient {
     record: CdsClientRecord,
     jwks: Option<Arc<Jwks>>,
+}
+
+/// Registered clients as last read from the store, by issuer. A CDS call is verified against
+/// the copy here and its client checked again by the transaction that commits the call
+/// ([`ClientCheck`]), so that the store is read once per batch of calls rather than once per
+/// call, and a removal committed before that transaction still refuses the call.
+#[derive(Debug, Default)]
+pub(crate) struct ClientCache(Mutex<HashMap<String, Arc<CachedClient>>>);
+
+impl ClientCache {
+    fn get(&self, iss: &str) -> Option<Arc<CachedClient>> {
+        self.0.lock().ok()?.get(iss).cloned()
+    }
+
+    fn put(&self, iss: &str, client: Arc<CachedClient>) {
+        if let Ok(mut c) = self.0.lock() {
+            if c.len() >= 1000 && !c.contains_key(iss) {
+                c.clear();
+            }
+            c.insert(iss.to_string(), client);
+        }
+    }
+
+    /// Drops a copy found stale, so that the next call reads the store.
+    pub(crate) fn forget(&self, iss: &str) {
+        if let Ok(mut c) = self.0.lock() {
+            c.remove(iss);
+        }
+    }
+}
+
+/// The registration a token was verified against and the key that verified it; checked
+/// again inside the transaction that commits the call.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientCheck {
+    client: Arc<CachedClient>,
+    kid: String,
+    cache: Arc<ClientCache>,
+}
+
+impl ClientCheck {
+    pub(crate) fn iss(&self) -> &str {
+        &self.client.record.iss
+    }
+
+    /// Whether the token still stands with the client as the store holds it now (`None`:
+    /// not registered, or removed): the same registration, or a changed one that still has
+    /// the key that verified it (a key set that gained a key, say). A stale copy is dropped.
+    pub(crate) fn still_registered(&self, now: Option<&CdsClientRecord>) -> Result<()> {
+        let was = &self.client.record;
+        if now == Some(was) {
+            return Ok(());
+        }
+        self.cache.forget(&was.iss);
+        let Some(now) = now else {
+            return Err(unauth(AuthError::new(
+                "unknown_iss",
+                "the token's issuer is no longer a registered CDS client",
+            )));
+        };
+        let kept = match (&now.jwks, &now.jku) {
+            (Some(text), _) => {
+                let key = |set: &Jwks| {
+                    set.keys
+                        .iter()
+                        .find(|k| k.kid.as_deref() == Some(self.kid.as_str()))
+                        .cloned()
+                };
+                let old = self.client.jwks.as_deref().and_then(key);
+                let new = Jwks::parse(text).ok().as_ref().and_then(key);
+                old.is_some() && old == new
+            }
+            (None, Some(url)) => was.jwks.is_none() && was.jku.as_deref() == Some(url.as_str()),
+            (None, None) => false,
+        };
+        if kept {
+            Ok(())
+        } else {
+            Err(unauth(AuthError::new(
+                "kid_unknown",
+                "the key that signed the token is no longer registered for its issuer",
+            )))
+        }
+    }
 }
 
 /// A refusal and the issuer it claimed (for the audit event).
@@ -290,7 +378,10 @@ impl CdsService {
         authorization: Option<&str>,
         audience: &str,
     ) -> Result<Caller> {
-        let c = self.authenticate_deferred(authorization, audience).await?;
+        let c = match self.verify_token(authorization, audience, false).await {
+            Ok(c) => c,
+            Err((e, iss)) => return Err(self.refused(e, iss, audience).await),
+        };
         let now = self.vigil.clock.now();
         let fresh = self
             .vigil
@@ -305,13 +396,14 @@ impl CdsService {
 
     /// Verifies the token but leaves writing its `jti` to the caller (with the call's other
     /// writes): a replay is refused here if this process saw the id, and by that write if
-    /// another one did.
+    /// another one did. The token is verified against this process's copy of its client's
+    /// registration; the caller's write checks it again ([`Caller::verified_by`]).
     pub(crate) async fn authenticate_deferred(
         &self,
         authorization: Option<&str>,
         audience: &str,
     ) -> Result<Caller> {
-        match self.verify_token(authorization, audience).await {
+        match self.verify_token(authorization, audience, true).await {
             Ok(c) => Ok(c),
             Err((e, iss)) => Err(self.refused(e, iss, audience).await),
         }
@@ -342,38 +434,58 @@ impl CdsService {
         }
     }
 
-    /// The registered client `iss` (read from the store on every call, so that a removal
-    /// takes effect at once), with its key set parsed once per registered text.
-    async fn client(&self, iss: &str) -> Result<Option<CachedClient>> {
+    /// The registered client `iss`: this process's copy when `cached` and there is one,
+    /// else read from the store (and the copy replaced), with its key set parsed once per
+    /// registration.
+    async fn client(&self, iss: &str, cached: bool) -> Result<Option<Arc<CachedClient>>> {
+        if cached && let Some(c) = self.clients.get(iss) {
+            return Ok(Some(c));
+        }
         let Some(record) = self.vigil.store.cds_client(iss).await? else {
+            self.clients.forget(iss);
             return Ok(None);
         };
-        let Some(text) = record.jwks.as_deref() else {
-            return Ok(Some(CachedClient { record, jwks: None }));
-        };
-        if let Ok(c) = self.clients.lock()
-            && let Some((known, set)) = c.get(iss)
-            && known.as_str() == text
+        if let Some(c) = self.clients.get(iss)
+            && c.record == record
         {
-            let jwks = Some(set.clone());
-            return Ok(Some(CachedClient { record, jwks }));
+            return Ok(Some(c));
         }
-        let jwks = Jwks::parse(text).ok().map(Arc::new);
-        if let Some(set) = &jwks
-            && let Ok(mut c) = self.clients.lock()
-        {
-            if c.len() > 1000 {
-                c.clear();
-            }
-            c.insert(iss.to_string(), (text.to_string(), set.clone()));
-        }
-        Ok(Some(CachedClient { record, jwks }))
+        let jwks = record
+            .jwks
+            .as_deref()
+            .and_then(|t| Jwks::parse(t).ok())
+            .map(Arc::new);
+        let c = Arc::new(CachedClient { record, jwks });
+        self.clients.put(iss, c.clone());
+        Ok(Some(c))
     }
 
+    /// Checks a decoded token against a client's registration.
+    async fn verify_with(
+        &self,
+        u: &jwt::Unverified,
+        client: &CachedClient,
+        expect: jwt::Expect<'_>,
+    ) -> std::result::Result<jwt::Verified, AuthError> {
+        match (&client.jwks, &client.record.jwks, &client.record.jku) {
+            (Some(set), _, _) => jwt::verify(u, KeySource::Static(set), expect),
+            (None, Some(text), _) => jwt::verify(u, KeySource::Static(&Jwks::parse(text)?), expect),
+            (None, None, Some(url)) => {
+                let set = self.jku_keys(url).await?;
+                jwt::verify(u, KeySource::Jku { url, keys: &set }, expect)
+            }
+            (None, None, None) => Err(AuthError::new("unknown_iss", "the client has no keys")),
+        }
+    }
+
+    /// Verifies a token; with `cached`, against this process's copy of its client's
+    /// registration when there is one (read again from the store if the token fails with
+    /// it, so that a key added since is found).
     async fn verify_token(
         &self,
         authorization: Option<&str>,
         audience: &str,
+        cached: bool,
     ) -> std::result::Result<Caller, Refusal> {
         let Some(h) = authorization else {
             return Err((
@@ -405,38 +517,38 @@ impl CdsService {
                 "the token has no iss",
             )));
         };
-        let client = self
-            .client(claimed)
+        let unknown = || {
+            fail(AuthError::new(
+                "unknown_iss",
+                "the token's issuer is not a registered CDS client",
+            ))
+        };
+        let mut client = self
+            .client(claimed, cached)
             .await
             .map_err(|e| (e, iss.clone()))?
-            .ok_or_else(|| {
-                fail(AuthError::new(
-                    "unknown_iss",
-                    "the token's issuer is not a registered CDS client",
-                ))
-            })?;
+            .ok_or_else(unknown)?;
         let now = self.vigil.clock.now();
         let expect = jwt::Expect {
             audience,
             now: now.as_unix_seconds(),
             leeway_secs: self.config.leeway_secs,
         };
-        let verified = match (&client.jwks, &client.record.jwks, &client.record.jku) {
-            (Some(set), _, _) => jwt::verify(&u, KeySource::Static(set), expect).map_err(&fail)?,
-            (None, Some(text), _) => {
-                let set = Jwks::parse(text).map_err(&fail)?;
-                jwt::verify(&u, KeySource::Static(&set), expect).map_err(&fail)?
+        let verified = match self.verify_with(&u, &client, expect).await {
+            Ok(v) => v,
+            Err(e) if cached => {
+                let fresh = self
+                    .client(claimed, false)
+                    .await
+                    .map_err(|e| (e, iss.clone()))?
+                    .ok_or_else(unknown)?;
+                if Arc::ptr_eq(&fresh, &client) {
+                    return Err(fail(e));
+                }
+                client = fresh;
+                self.verify_with(&u, &client, expect).await.map_err(&fail)?
             }
-            (None, None, Some(url)) => {
-                let set = self.jku_keys(url).await.map_err(&fail)?;
-                jwt::verify(&u, KeySource::Jku { url, keys: &set }, expect).map_err(&fail)?
-            }
-            (None, None, None) => {
-                return Err(fail(AuthError::new(
-                    "unknown_iss",
-                    "the client has no keys",
-                )));
-            }
+            Err(e) => return Err(fail(e)),
         };
         let expires = verified.exp + self.config.leeway_secs;
         if !self
@@ -450,6 +562,11 @@ impl CdsService {
             jti: verified.jti,
             sub: verified.sub,
             jti_expires_at: Timestamp::from_unix_seconds(expires),
+            verified_by: cached.then(|| ClientCheck {
+                client,
+                kid: verified.kid,
+                cache: self.clients.clone(),
+            }),
         })
     }
 

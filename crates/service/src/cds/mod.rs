@@ -12,9 +12,9 @@ mod fetch;
 mod record;
 mod write;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -108,8 +108,8 @@ pub struct CdsService {
     /// The serving runtime whose group commit records the calls, once attached.
     serving: OnceLock<Arc<Serving>>,
     seen: write::SeenTokens,
-    /// Parsed key sets by issuer, with the registered text they were parsed from.
-    clients: Mutex<HashMap<String, (String, Arc<vigil_cds::jwt::Jwks>)>>,
+    /// Registered clients as last read from the store.
+    clients: Arc<clients::ClientCache>,
 }
 
 impl std::fmt::Debug for CdsService {
@@ -170,7 +170,7 @@ impl CdsService {
             jku: clients::JkuCache::default(),
             serving: OnceLock::new(),
             seen: write::SeenTokens::default(),
-            clients: Mutex::new(HashMap::new()),
+            clients: Arc::default(),
         };
         svc.reload().await?;
         Ok(svc)
@@ -377,12 +377,11 @@ impl CdsService {
                 expires_at: caller.jti_expires_at,
             },
             now: self.vigil.clock.now(),
+            client: caller.verified_by.clone(),
         };
         match self.answer(id, &caller, claim.clone(), body, started).await {
-            Ok(Some(a)) => Ok(a),
-            Ok(None) => Err(self
-                .refused(clients::replayed(), Some(caller.iss), &audience)
-                .await),
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(refusal)) => Err(self.refused(refusal, Some(caller.iss), &audience).await),
             Err(e) => {
                 // The call's writes did not happen: the token id is still never to be used
                 // again.
@@ -440,7 +439,8 @@ impl CdsService {
         }
     }
 
-    /// The call once authenticated; `None` when its token id turned out to be used before.
+    /// The call once authenticated; an inner error when its token turned out not to stand
+    /// (see [`Reply::Refused`]).
     async fn answer(
         &self,
         id: &str,
@@ -448,7 +448,7 @@ impl CdsService {
         claim: JtiClaim,
         body: &[u8],
         started: Instant,
-    ) -> Result<Option<CdsAnswer>> {
+    ) -> Result<std::result::Result<CdsAnswer, Error>> {
         self.refresh().await?;
         let svc = self.service(id)?;
         let req = CdsRequest::parse(body, &svc.hook).map_err(bad_request)?;
@@ -593,8 +593,8 @@ impl CdsService {
                 record: Some(record),
             };
             return Ok(match self.commit(work).await? {
-                Reply::Replayed => None,
-                Reply::Cards(_) => Some(CdsAnswer::PreconditionFailed(outcome)),
+                Reply::Refused(e) => Err(e),
+                Reply::Cards(_) => Ok(CdsAnswer::PreconditionFailed(outcome)),
             });
         }
 
@@ -642,8 +642,8 @@ impl CdsService {
                 record: None,
             };
             return Ok(match self.commit(work).await? {
-                Reply::Replayed => None,
-                Reply::Cards(_) => Some(CdsAnswer::Cards(json!({"cards": []}))),
+                Reply::Refused(e) => Err(e),
+                Reply::Cards(_) => Ok(CdsAnswer::Cards(json!({"cards": []}))),
             });
         };
         let outcome = score_with(prod);
@@ -767,8 +767,8 @@ impl CdsService {
             record: Some(record),
         };
         Ok(match self.commit(work).await? {
-            Reply::Replayed => None,
-            Reply::Cards(cards) => Some(CdsAnswer::Cards(json!({ "cards": cards }))),
+            Reply::Refused(e) => Err(e),
+            Reply::Cards(cards) => Ok(CdsAnswer::Cards(json!({ "cards": cards }))),
         })
     }
 

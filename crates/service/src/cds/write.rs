@@ -13,15 +13,18 @@ use vigil_domain::prediction::PredictionRecord;
 use vigil_domain::{CdsNoScore, CdsSettings, Timestamp};
 use vigil_store::{CdsCardRecord, Tx};
 
+use super::clients::ClientCheck;
 use crate::governance::BoxFuture;
-use crate::serving::{Applied, BatchWork};
+use crate::serving::{Applied, BatchWork, Checked};
 use crate::{Error, Result};
 
-/// A token id to remember until it expires, and when the call came.
+/// A token id to remember until it expires, when the call came, and the client registration
+/// the token was verified against.
 #[derive(Debug, Clone)]
 pub(crate) struct JtiClaim {
     pub id: vigil_store::JtiClaim,
     pub now: Timestamp,
+    pub client: Option<ClientCheck>,
 }
 
 /// The cards of an answer, the rows recording them, and how the record describes them.
@@ -60,8 +63,10 @@ pub(crate) enum Cards {
 #[derive(Debug, Clone)]
 pub(crate) enum Reply {
     Cards(Vec<Value>),
-    /// The token id was seen already (by another server sharing the store).
-    Replayed,
+    /// The token turned out not to stand: its id was seen already (by another server sharing
+    /// the store), or its client was removed (or the key that signed it withdrawn) after it
+    /// was verified. Nothing of the call but its token id was written.
+    Refused(Error),
 }
 
 /// Everything a call writes.
@@ -101,11 +106,19 @@ async fn held_back(
 }
 
 impl CdsWork {
-    async fn run(self, tx: &mut Tx, replayed: bool) -> Result<Applied> {
-        if replayed {
+    async fn run(self, tx: &mut Tx, checked: Checked) -> Result<Applied> {
+        let refusal = if checked.replayed {
+            Some(super::clients::replayed())
+        } else {
+            self.jti
+                .as_ref()
+                .and_then(|j| j.client.as_ref())
+                .and_then(|c| c.still_registered(checked.client.as_deref()).err())
+        };
+        if let Some(e) = refusal {
             return Ok(Applied {
                 records: Vec::new(),
-                reply: Box::new(Reply::Replayed),
+                reply: Box::new(Reply::Refused(e)),
             });
         }
         let shown = match self.cards {
@@ -161,12 +174,16 @@ impl BatchWork for CdsWork {
         self.jti.as_ref().map(|j| (&j.id, j.now))
     }
 
+    fn client(&self) -> Option<&str> {
+        self.jti.as_ref()?.client.as_ref().map(|c| c.iss())
+    }
+
     fn apply<'a>(
         self: Box<Self>,
         tx: &'a mut Tx,
-        replayed: bool,
+        checked: Checked,
     ) -> BoxFuture<'a, Result<Applied>> {
-        Box::pin(self.run(tx, replayed))
+        Box::pin(self.run(tx, checked))
     }
 }
 

@@ -26,7 +26,7 @@ use vigil_inference::{Contribution, FeatureOutcome, FeatureStatus, Inputs};
 use vigil_store::UserRecord;
 
 pub use metrics::{Metrics, Observation};
-pub use recorder::{Applied, BatchWork, Recorder, Ticket, commit_work};
+pub use recorder::{Applied, BatchWork, Checked, Recorder, Ticket, commit_work};
 pub use request::{FieldError, PredictRequest, parse_body, parse_input, parse_row};
 pub use runtime::{Deployment, Deployments, Loaded, load_release};
 

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot};
 use vigil_domain::Timestamp;
 use vigil_domain::prediction::PredictionRecord;
-use vigil_store::{JtiClaim, Tx};
+use vigil_store::{CdsClientRecord, JtiClaim, Tx};
 
 use super::metrics::Metrics;
 use crate::governance::BoxFuture;
@@ -30,6 +30,15 @@ pub struct Applied {
     pub reply: Box<dyn Any + Send>,
 }
 
+/// What the batch transaction found for a piece of work before running it.
+pub struct Checked {
+    /// Whether the store (or earlier work of the batch) held its token id already.
+    pub replayed: bool,
+    /// The client named by [`BatchWork::client`] as the store holds it now (`None`: not
+    /// registered, or removed).
+    pub client: Option<Arc<CdsClientRecord>>,
+}
+
 /// Writes decided inside the batch transaction (under the store's write lock).
 pub trait BatchWork: Send + 'static {
     /// A token id to remember before the work runs, and the time of the call: the batch
@@ -38,11 +47,20 @@ pub trait BatchWork: Send + 'static {
         None
     }
 
-    /// Runs in the batch's transaction; `replayed` says whether the store (or earlier work
-    /// of the batch) held its token id already. An error fails the whole batch, as a failed
-    /// insert does; a refusal that concerns this request only belongs in the reply.
-    fn apply<'a>(self: Box<Self>, tx: &'a mut Tx, replayed: bool)
-    -> BoxFuture<'a, Result<Applied>>;
+    /// The CDS client whose registration the work depends on: the batch reads each client
+    /// named by its work once.
+    fn client(&self) -> Option<&str> {
+        None
+    }
+
+    /// Runs in the batch's transaction, with what the batch found for it. An error fails the
+    /// whole batch, as a failed insert does; a refusal that concerns this request only
+    /// belongs in the reply.
+    fn apply<'a>(
+        self: Box<Self>,
+        tx: &'a mut Tx,
+        checked: Checked,
+    ) -> BoxFuture<'a, Result<Applied>>;
 }
 
 // Records are the common case on the hot path; boxing them would cost an allocation each.
@@ -163,6 +181,21 @@ async fn commit_batch(
         None => Vec::new(),
     }
     .into_iter();
+    // Nearly every batch names one client (or none): a list is all the lookup it needs.
+    let mut named: Vec<String> = Vec::new();
+    for item in &items {
+        if let Item::Work(w) = item
+            && let Some(iss) = w.client()
+            && !named.iter().any(|i| i == iss)
+        {
+            named.push(iss.to_string());
+        }
+    }
+    let mut clients: Vec<(String, Option<Arc<CdsClientRecord>>)> = Vec::new();
+    for iss in named {
+        let record = tx.cds_client(&iss).await?.map(Arc::new);
+        clients.push((iss, record));
+    }
     for item in items {
         match item {
             Item::Record(r) => {
@@ -171,7 +204,13 @@ async fn commit_batch(
             }
             Item::Work(w) => {
                 let replayed = w.token().is_some() && !fresh.next().unwrap_or(false);
-                let a = w.apply(&mut tx, replayed).await?;
+                let client = w.client().and_then(|iss| {
+                    clients
+                        .iter()
+                        .find(|(i, _)| i == iss)
+                        .and_then(|(_, r)| r.clone())
+                });
+                let a = w.apply(&mut tx, Checked { replayed, client }).await?;
                 records.extend(a.records);
                 replies.push(Some(a.reply));
             }
