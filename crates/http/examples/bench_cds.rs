@@ -441,27 +441,27 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
         .build()
         .unwrap();
     let start = Instant::now() + StdDuration::from_millis(200);
-    let mut tasks = Vec::with_capacity(n);
-    for (i, (token, body)) in bodies.into_iter().enumerate() {
-        let at = start + StdDuration::from_nanos(i as u64 * 1_000_000_000 / rate);
-        let client = client.clone();
-        let aud = aud.clone();
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep_until(at.into()).await;
-            let r = client
-                .post(&aud)
-                .header("authorization", format!("Bearer {token}"))
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await;
-            let ok = match r {
-                Ok(r) => r.status().as_u16() == 200 && r.bytes().await.is_ok(),
-                Err(_) => false,
-            };
-            (at.elapsed(), ok)
-        }));
-    }
+    // Calls are started on schedule by a thread of their own, sleeping with the operating
+    // system's timer: tokio's timer rounds every sleep up to the next millisecond, which
+    // would add up to a millisecond of the generator's own lateness to every latency.
+    // Latency is still measured from each call's scheduled time.
+    let rt = tokio::runtime::Handle::current();
+    let pacer = std::thread::spawn(move || {
+        let mut tasks = Vec::with_capacity(n);
+        for (i, (token, body)) in bodies.into_iter().enumerate() {
+            let at = start + StdDuration::from_nanos(i as u64 * 1_000_000_000 / rate);
+            if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let client = client.clone();
+            let aud = aud.clone();
+            tasks.push(rt.spawn(call(client, aud, token, body, at)));
+        }
+        tasks
+    });
+    let tasks = tokio::task::spawn_blocking(move || pacer.join().unwrap())
+        .await
+        .unwrap();
     let mut lat = Vec::with_capacity(n);
     let mut ok = 0usize;
     for t in tasks {
@@ -479,6 +479,29 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
         p(0.99),
         p(1.0)
     );
+}
+
+/// One call, started at (or just after) its scheduled time `at`: its latency from `at`, and
+/// whether it was answered 200.
+async fn call(
+    client: reqwest::Client,
+    aud: String,
+    token: String,
+    body: String,
+    at: Instant,
+) -> (StdDuration, bool) {
+    let r = client
+        .post(&aud)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    let ok = match r {
+        Ok(r) => r.status().as_u16() == 200 && r.bytes().await.is_ok(),
+        Err(_) => false,
+    };
+    (at.elapsed(), ok)
 }
 
 trait NowTs {
