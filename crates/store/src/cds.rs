@@ -8,7 +8,10 @@ use serde::Serialize;
 use sqlx::Row;
 use vigil_domain::Timestamp;
 
-use crate::{Conn, Error, Result, Store, Tx, on_conn, reads, values_list};
+use crate::{
+    Backend, BackendKind, Conn, Error, OwnTx, Result, Store, Tx, TxInner, on_conn, reads,
+    values_list,
+};
 
 /// A registered CDS client (an EHR), identified by its `iss`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -355,11 +358,165 @@ async fn remember_jtis(
         .collect())
 }
 
+/// One INSERT of `rows` card rows.
+pub(crate) fn cards_sql(kind: BackendKind, rows: usize) -> String {
+    format!(
+        "INSERT INTO cds_cards (uuid, model, release_id, request_id, hook_instance, \
+         patient_key, kind, indicator, indicator_rank, created_at) VALUES {}",
+        values_list(kind, rows, 10)
+    )
+}
+
+/// The creation times of card rows, as bound.
+pub(crate) fn created_texts(cards: &[CdsCardRecord]) -> Vec<String> {
+    cards.iter().map(|r| r.created_at.to_string()).collect()
+}
+
+/// Binds card rows to a SQLite query, in [`cards_sql`]'s order.
+pub(crate) fn bind_cards_sqlite<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    cards: &'q [CdsCardRecord],
+    created: &'q [String],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    for (r, at) in cards.iter().zip(created) {
+        q = q
+            .bind(&r.uuid)
+            .bind(&r.model)
+            .bind(&r.release)
+            .bind(&r.request_id)
+            .bind(&r.hook_instance)
+            .bind(&r.patient_key)
+            .bind(&r.kind)
+            .bind(&r.indicator)
+            .bind(r.indicator_rank)
+            .bind(at);
+    }
+    q
+}
+
+/// Issuers read per statement by [`Store::begin_batch`].
+const CLIENTS_PER_STATEMENT: usize = 100;
+
+/// What a batch transaction found as it began ([`Store::begin_batch`]).
+#[derive(Debug, Default)]
+pub struct BatchOpening {
+    /// For each token id given, in order, whether it was new (see [`Tx::cds_remember_jtis`]).
+    pub fresh: Vec<bool>,
+    /// For each issuer given, in order, its registered client (`None`: not registered, or
+    /// removed).
+    pub clients: Vec<Option<CdsClientRecord>>,
+}
+
+impl Store {
+    /// Begins a write transaction (see [`Store::begin`]), remembers token ids in it (`now`
+    /// is the callers' time, needed when there are any) and reads CDS clients by issuer. On
+    /// SQLite the `BEGIN IMMEDIATE` and these statements go to the database as one exchange;
+    /// ended by [`Tx::commit_with_predictions`], the whole transaction takes two. (Each
+    /// exchange with a SQLite connection is a round trip to the thread that owns it.)
+    pub async fn begin_batch(
+        &self,
+        claims: &[JtiClaim],
+        now: Option<Timestamp>,
+        issuers: &[String],
+    ) -> Result<(Tx, BatchOpening)> {
+        let fits = claims.len() <= JTIS_PER_STATEMENT && issuers.len() <= CLIENTS_PER_STATEMENT;
+        let (Backend::Sqlite(pools), true) = (&self.backend, fits) else {
+            let mut tx = self.begin().await?;
+            let fresh = match now {
+                Some(now) => tx.cds_remember_jtis(claims, now).await?,
+                None => Vec::new(),
+            };
+            let mut clients = Vec::with_capacity(issuers.len());
+            for iss in issuers {
+                clients.push(tx.cds_client(iss).await?);
+            }
+            return Ok((tx, BatchOpening { fresh, clients }));
+        };
+        let conn = pools.write.acquire().await?;
+        // Open from here on: should anything below fail, the connection is closed, and the
+        // transaction with it.
+        let mut tx = self.tx_with(TxInner::SqliteOwn(OwnTx { conn, open: true }));
+        let now = now.filter(|_| !claims.is_empty());
+        let forget = now.map_or(0, |now| tx.forget_due(now));
+        let mut sql = String::from("BEGIN IMMEDIATE;\n");
+        if forget > 0 {
+            sql.push_str(
+                "DELETE FROM cds_seen_jti WHERE expires_at < ? AND jti IN \
+                 (SELECT jti FROM cds_seen_jti WHERE expires_at < ? LIMIT ?);\n",
+            );
+        }
+        if now.is_some() {
+            sql.push_str(&format!(
+                "INSERT INTO cds_seen_jti (iss, jti, expires_at) VALUES {} \
+                 ON CONFLICT (iss, jti) DO NOTHING RETURNING iss, jti;\n",
+                values_list(BackendKind::Sqlite, claims.len(), 3)
+            ));
+        }
+        if !issuers.is_empty() {
+            let marks = vec!["?"; issuers.len()].join(", ");
+            sql.push_str(&format!(
+                "SELECT iss, jwks, jku, added_by, added_at FROM cds_clients \
+                 WHERE removed_at IS NULL AND iss IN ({marks});"
+            ));
+        }
+        let now_text = now.map(|n| n.to_string()).unwrap_or_default();
+        let expires: Vec<String> = claims.iter().map(|j| j.expires_at.to_string()).collect();
+        let mut q = sqlx::query(&sql);
+        if forget > 0 {
+            q = q.bind(&now_text).bind(&now_text).bind(forget);
+        }
+        if now.is_some() {
+            for (j, e) in claims.iter().zip(&expires) {
+                q = q.bind(&j.iss).bind(&j.jti).bind(e);
+            }
+        }
+        for iss in issuers {
+            q = q.bind(iss);
+        }
+        let TxInner::SqliteOwn(own) = &mut tx.inner else {
+            return Err(Error::corrupt("a batch transaction lost its connection"));
+        };
+        let rows = q.fetch_all(&mut *own.conn).await?;
+        // The rows of both statements come in one list: the token ids inserted (two
+        // columns), then the clients (five).
+        let mut inserted: HashSet<(String, String)> = HashSet::with_capacity(claims.len());
+        let mut found = Vec::new();
+        for r in &rows {
+            if r.len() == 2 {
+                inserted.insert((r.try_get("iss")?, r.try_get("jti")?));
+            } else {
+                let added_at: String = r.try_get("added_at")?;
+                found.push(CdsClientRecord {
+                    iss: r.try_get("iss")?,
+                    jwks: r.try_get("jwks")?,
+                    jku: r.try_get("jku")?,
+                    added_by: r.try_get("added_by")?,
+                    added_at: ts(&added_at, "cds client")?,
+                    removed_by: None,
+                    removed_at: None,
+                });
+            }
+        }
+        let fresh = match now {
+            Some(_) => claims
+                .iter()
+                .map(|j| inserted.remove(&(j.iss.clone(), j.jti.clone())))
+                .collect(),
+            None => Vec::new(),
+        };
+        let clients = issuers
+            .iter()
+            .map(|iss| found.iter().find(|c| &c.iss == iss).cloned())
+            .collect();
+        Ok((tx, BatchOpening { fresh, clients }))
+    }
+}
+
 /// Expired token ids forgotten by a call on its own: bounded work, and the table stays small
 /// as long as each call forgets more than it adds.
 const FORGET_PER_CALL: i64 = 16;
 /// Card rows per statement: ten bound values each.
-const CARDS_PER_STATEMENT: usize = 100;
+pub(crate) const CARDS_PER_STATEMENT: usize = 100;
 /// Expired token ids forgotten by the first transaction of each second (of the callers'
 /// clock) that remembers one; the others forget none. Ids expire as fast as they arrive, so
 /// this keeps the table bounded up to this many CDS calls a second — several times what two
@@ -394,15 +551,21 @@ impl Tx {
         if claims.is_empty() {
             return Ok(Vec::new());
         }
+        let forget = self.forget_due(now);
+        remember_jtis(self.as_conn(), claims, now, forget).await
+    }
+
+    /// How many expired token ids this transaction forgets: the first transaction of each
+    /// second of `now` forgets them, the others none.
+    fn forget_due(&mut self, now: Timestamp) -> i64 {
         let second = now.as_unix_seconds();
-        let forget = if !std::mem::replace(&mut self.jti_forgotten, true)
+        if !std::mem::replace(&mut self.jti_forgotten, true)
             && self.jti_swept.fetch_max(second, Ordering::Relaxed) < second
         {
             FORGET_PER_SECOND
         } else {
             0
-        };
-        remember_jtis(self.as_conn(), claims, now, forget).await
+        }
     }
 
     /// [`Store::cds_last_alert_rank`], seeing the cards this transaction wrote.
@@ -473,12 +636,8 @@ impl Tx {
         let cards = std::mem::take(&mut self.cds_cards);
         let kind = self.as_conn().kind();
         for chunk in cards.chunks(CARDS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO cds_cards (uuid, model, release_id, request_id, hook_instance, \
-                 patient_key, kind, indicator, indicator_rank, created_at) VALUES {}",
-                values_list(kind, chunk.len(), 10)
-            );
-            let created: Vec<String> = chunk.iter().map(|r| r.created_at.to_string()).collect();
+            let sql = cards_sql(kind, chunk.len());
+            let created = created_texts(chunk);
             let c = self.as_conn();
             on_conn!(c, c => {
                 let mut q = sqlx::query(&sql);

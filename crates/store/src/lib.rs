@@ -36,7 +36,7 @@ use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 use vigil_domain::Digest;
 
 pub use audit::{AuditFilter, PACKED_FIELD_SEP, PACKED_RECORD_SEP};
-pub use cds::{CdsCardRecord, CdsClientRecord, CdsFeedbackRecord, JtiClaim};
+pub use cds::{BatchOpening, CdsCardRecord, CdsClientRecord, CdsFeedbackRecord, JtiClaim};
 pub use data_checks::DataCheckRecord;
 pub use governance::{PolicyKind, PolicyRecord, ReviewSample, RollbackDrill, UserRecord};
 pub use migrate::{MIGRATIONS, SchemaStatus};
@@ -336,13 +336,17 @@ impl Store {
                 TxInner::Postgres(tx)
             }
         };
-        Ok(Tx {
+        Ok(self.tx_with(inner))
+    }
+
+    fn tx_with(&self, inner: TxInner) -> Tx {
+        Tx {
             inner,
             head: None,
             jti_forgotten: false,
             jti_swept: self.jti_swept.clone(),
             cds_cards: Vec::new(),
-        })
+        }
     }
 
     /// Copies what the SQLite write-ahead log holds into the database file without waiting
@@ -399,7 +403,26 @@ impl Store {
 
 enum TxInner {
     Sqlite(Transaction<'static, Sqlite>),
+    /// A SQLite transaction begun by this crate's own `BEGIN IMMEDIATE`, sent together with
+    /// the transaction's first statements (see [`Store::begin_batch`]).
+    SqliteOwn(OwnTx),
     Postgres(Transaction<'static, Postgres>),
+}
+
+/// The write connection of a transaction this crate began itself and must end. Dropped while
+/// the transaction is open (an error, a cancelled future), the connection is closed rather
+/// than returned to the pool, and SQLite rolls the transaction back as it closes.
+pub(crate) struct OwnTx {
+    conn: PoolConnection<Sqlite>,
+    open: bool,
+}
+
+impl Drop for OwnTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// A write transaction. Dropped without [`Tx::commit`], it rolls back.
@@ -418,6 +441,7 @@ impl Tx {
     fn as_conn(&mut self) -> Conn<'_> {
         match &mut self.inner {
             TxInner::Sqlite(t) => Conn::Sqlite(&mut *t),
+            TxInner::SqliteOwn(t) => Conn::Sqlite(&mut t.conn),
             TxInner::Postgres(t) => Conn::Postgres(&mut *t),
         }
     }
@@ -426,6 +450,10 @@ impl Tx {
         self.flush_cds_cards().await?;
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
+            TxInner::SqliteOwn(mut t) => {
+                sqlx::query("COMMIT").execute(&mut *t.conn).await?;
+                t.open = false;
+            }
             TxInner::Postgres(t) => t.commit().await?,
         }
         Ok(())
@@ -434,6 +462,10 @@ impl Tx {
     pub async fn rollback(self) -> Result<()> {
         match self.inner {
             TxInner::Sqlite(t) => t.rollback().await?,
+            TxInner::SqliteOwn(mut t) => {
+                sqlx::query("ROLLBACK").execute(&mut *t.conn).await?;
+                t.open = false;
+            }
             TxInner::Postgres(t) => t.rollback().await?,
         }
         Ok(())

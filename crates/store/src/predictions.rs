@@ -5,7 +5,8 @@ use sqlx::Row;
 use vigil_domain::prediction::{FeatureRecord, PredictionFilter, PredictionMode, PredictionRecord};
 use vigil_domain::{ReleaseId, Timestamp};
 
-use crate::{Backend, Conn, Error, Result, Store, Tx, on_conn, values_list};
+use crate::cds::{CARDS_PER_STATEMENT, bind_cards_sqlite, cards_sql, created_texts};
+use crate::{Backend, BackendKind, Conn, Error, Result, Store, Tx, TxInner, on_conn, values_list};
 
 /// Rows per INSERT statement: 14 parameters each stays far below both backends' limits.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -113,6 +114,61 @@ impl Tx {
             insert_rows(self.as_conn(), chunk).await?;
         }
         Ok(())
+    }
+}
+
+impl Tx {
+    /// Inserts a batch of records (see [`Tx::insert_predictions`]) and commits. In a
+    /// transaction begun by [`Store::begin_batch`] on SQLite, the card rows held back, the
+    /// records and the `COMMIT` go to the database as one exchange; should any of it fail, the
+    /// transaction is rolled back.
+    pub async fn commit_with_predictions(mut self, records: &[PredictionRecord]) -> Result<()> {
+        if let TxInner::SqliteOwn(own) = &mut self.inner {
+            let encoded = encode(records)?;
+            let cards = std::mem::take(&mut self.cds_cards);
+            let mut sql = String::new();
+            for chunk in cards.chunks(CARDS_PER_STATEMENT) {
+                sql.push_str(&cards_sql(BackendKind::Sqlite, chunk.len()));
+                sql.push_str(";\n");
+            }
+            for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
+                sql.push_str(&format!(
+                    "{INSERT_HEAD}VALUES {};\n",
+                    values_list(BackendKind::Sqlite, chunk.len(), 14)
+                ));
+            }
+            sql.push_str("COMMIT");
+            let created = created_texts(&cards);
+            let texts: Vec<(String, String)> = encoded
+                .iter()
+                .map(|e| (e.r.recorded_at.to_string(), e.r.release.to_string()))
+                .collect();
+            let mut q = bind_cards_sqlite(sqlx::query(&sql), &cards, &created);
+            for (e, (recorded_at, release)) in encoded.iter().zip(&texts) {
+                q = q
+                    .bind(e.r.request_id.as_str())
+                    .bind(e.r.mode.as_str())
+                    .bind(recorded_at.as_str())
+                    .bind(e.r.model.as_str())
+                    .bind(release.as_str())
+                    .bind(e.r.channel.as_str())
+                    .bind(e.r.patient_key.as_deref())
+                    .bind(e.r.encounter_key.as_deref())
+                    .bind(e.features.as_str())
+                    .bind(e.r.score)
+                    .bind(e.r.decision.as_deref())
+                    .bind(e.r.fallback_reason.as_deref())
+                    .bind(e.r.latency_us)
+                    .bind(e.context.as_str());
+            }
+            // A failed statement leaves the transaction open: dropping it then closes the
+            // connection, which rolls the transaction back.
+            q.execute(&mut *own.conn).await?;
+            own.open = false;
+            return Ok(());
+        }
+        self.insert_predictions(records).await?;
+        self.commit().await
     }
 }
 

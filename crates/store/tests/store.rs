@@ -4,7 +4,7 @@
 
 use serde_json::json;
 use vigil_domain::{AuditEvent, ChainVerifier, NewAuditEvent, Timestamp, UserName};
-use vigil_store::{AuditFilter, CdsCardRecord, Error, JtiClaim, Store};
+use vigil_store::{AuditFilter, CdsCardRecord, CdsClientRecord, Error, JtiClaim, Store};
 use vigil_test_support::both_backends;
 
 fn ev(i: i64) -> NewAuditEvent {
@@ -237,6 +237,59 @@ both_backends! {
         tx.insert_cds_cards(&[card("c6", "p3", 1, 160)]).await.unwrap();
         tx.rollback().await.unwrap();
         assert_eq!(store.cds_card("c6").await.unwrap(), None);
+    }
+
+    async fn a_batch_transaction_remembers_ids_reads_clients_and_commits_all_or_nothing(db) {
+        let store = db.store().await;
+        let t = Timestamp::from_unix_seconds;
+        let claim = |jti: &str| JtiClaim { iss: "ehr".into(), jti: jti.into(), expires_at: t(100) };
+        let client = |iss: &str| CdsClientRecord {
+            iss: iss.into(), jwks: Some(format!("{{\"keys\": [\"{iss}\"]}}")), jku: None, added_by: "op".into(),
+            added_at: t(1), removed_by: None, removed_at: None,
+        };
+        let card = |uuid: &str, at: i64| CdsCardRecord {
+            uuid: uuid.into(), model: "sepsis".into(), release: "r1".into(), request_id: format!("req-{uuid}"),
+            hook_instance: "h".into(), patient_key: Some("p".into()), kind: "risk".into(),
+            indicator: "warning".into(), indicator_rank: 1, created_at: t(at),
+        };
+        let mut tx = store.begin().await.unwrap();
+        for iss in ["ehr", "gone"] {
+            tx.upsert_cds_client(&client(iss)).await.unwrap();
+        }
+        assert!(tx.remove_cds_client("gone", "op", t(5)).await.unwrap());
+        tx.commit().await.unwrap();
+        assert!(store.cds_remember_jti("ehr", "seen", t(100), t(10)).await.unwrap());
+        let issuers = ["nobody", "ehr", "gone"].map(String::from);
+        let (mut tx, opened) = store.begin_batch(&[claim("a"), claim("seen"), claim("a")], Some(t(10)), &issuers).await.unwrap();
+        assert_eq!(opened.fresh, [true, false, false], "in the store or earlier in the list: not new");
+        let iss: Vec<Option<&str>> = opened.clients.iter().map(|c| c.as_ref().map(|c| c.iss.as_str())).collect();
+        assert_eq!(iss, [None, Some("ehr"), None], "unknown and removed clients are none");
+        assert_eq!(opened.clients[1], store.cds_client("ehr").await.unwrap(), "as a read on its own gives it");
+        tx.insert_cds_cards(&[card("b1", 100)]).await.unwrap();
+        tx.commit_with_predictions(&[]).await.unwrap();
+        assert!(store.cds_card("b1").await.unwrap().is_some());
+        assert!(!store.cds_remember_jti("ehr", "a", t(100), t(20)).await.unwrap(), "remembered with the commit");
+        // A commit that fails (a card uuid again) leaves nothing of its batch, neither the
+        // ids remembered as it began nor its cards; nor does a batch dropped without a commit.
+        let (mut tx, opened) = store.begin_batch(&[claim("c")], Some(t(10)), &[]).await.unwrap();
+        assert_eq!(opened.fresh, [true]);
+        tx.insert_cds_cards(&[card("b2", 110), card("b1", 120)]).await.unwrap();
+        assert!(tx.commit_with_predictions(&[]).await.is_err());
+        assert_eq!(store.cds_card("b2").await.unwrap(), None);
+        let (mut tx, opened) = store.begin_batch(&[claim("d")], Some(t(10)), &[]).await.unwrap();
+        assert_eq!(opened.fresh, [true]);
+        tx.insert_cds_cards(&[card("b3", 130)]).await.unwrap();
+        drop(tx);
+        let (tx, opened) = store.begin_batch(&[claim("c"), claim("d")], Some(t(10)), &[]).await.unwrap();
+        assert_eq!(opened.fresh, [true, true], "the failed and the dropped batch remembered nothing");
+        tx.commit_with_predictions(&[]).await.unwrap();
+        assert_eq!(store.cds_card("b3").await.unwrap(), None);
+        // Without ids or clients: a plain write transaction.
+        let (tx, opened) = store.begin_batch(&[], None, &[]).await.unwrap();
+        assert!(opened.fresh.is_empty() && opened.clients.is_empty());
+        tx.commit_with_predictions(&[]).await.unwrap();
+        assert_eq!(count(&db, "SELECT count(*) FROM cds_seen_jti").await, 4);
+        assert_eq!(count(&db, "SELECT count(*) FROM cds_cards").await, 1);
     }
 
     async fn a_restarting_checkpoint_copies_everything_and_the_log_starts_again(db) {

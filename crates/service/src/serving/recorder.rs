@@ -165,37 +165,30 @@ async fn commit_batch(
     records: &mut Vec<PredictionRecord>,
     replies: &mut Vec<Option<Box<dyn Any + Send>>>,
 ) -> Result<()> {
-    let mut tx = vigil.store().begin().await?;
     let mut claims = Vec::new();
     let mut latest: Option<Timestamp> = None;
-    for item in &items {
-        if let Item::Work(w) = item
-            && let Some((claim, now)) = w.token()
-        {
-            claims.push(claim.clone());
-            latest = Some(latest.map_or(now, |l| l.max(now)));
-        }
-    }
-    let mut fresh = match latest {
-        Some(now) => tx.cds_remember_jtis(&claims, now).await?,
-        None => Vec::new(),
-    }
-    .into_iter();
-    // Nearly every batch names one client (or none): a list is all the lookup it needs.
     let mut named: Vec<String> = Vec::new();
     for item in &items {
-        if let Item::Work(w) = item
-            && let Some(iss) = w.client()
-            && !named.iter().any(|i| i == iss)
-        {
-            named.push(iss.to_string());
+        if let Item::Work(w) = item {
+            if let Some((claim, now)) = w.token() {
+                claims.push(claim.clone());
+                latest = Some(latest.map_or(now, |l| l.max(now)));
+            }
+            // Nearly every batch names one client (or none): a list is all the lookup needs.
+            if let Some(iss) = w.client()
+                && !named.iter().any(|i| i == iss)
+            {
+                named.push(iss.to_string());
+            }
         }
     }
-    let mut clients: Vec<(String, Option<Arc<CdsClientRecord>>)> = Vec::new();
-    for iss in named {
-        let record = tx.cds_client(&iss).await?.map(Arc::new);
-        clients.push((iss, record));
-    }
+    let (mut tx, opened) = vigil.store().begin_batch(&claims, latest, &named).await?;
+    let mut fresh = opened.fresh.into_iter();
+    let clients: Vec<(String, Option<Arc<CdsClientRecord>>)> = named
+        .into_iter()
+        .zip(opened.clients)
+        .map(|(iss, c)| (iss, c.map(Arc::new)))
+        .collect();
     for item in items {
         match item {
             Item::Record(r) => {
@@ -216,7 +209,7 @@ async fn commit_batch(
             }
         }
     }
-    tx.insert_predictions(records).await.map_err(|e| {
+    tx.commit_with_predictions(records).await.map_err(|e| {
         if e.is_conflict() {
             Error::conflict(
                 "prediction_exists",
@@ -226,7 +219,6 @@ async fn commit_batch(
             e.into()
         }
     })?;
-    tx.commit().await?;
     Ok(())
 }
 
