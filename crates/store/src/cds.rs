@@ -372,27 +372,28 @@ pub(crate) fn created_texts(cards: &[CdsCardRecord]) -> Vec<String> {
     cards.iter().map(|r| r.created_at.to_string()).collect()
 }
 
-/// Binds card rows to a SQLite query, in [`cards_sql`]'s order.
-pub(crate) fn bind_cards_sqlite<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    cards: &'q [CdsCardRecord],
-    created: &'q [String],
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    for (r, at) in cards.iter().zip(created) {
-        q = q
-            .bind(&r.uuid)
-            .bind(&r.model)
-            .bind(&r.release)
-            .bind(&r.request_id)
-            .bind(&r.hook_instance)
-            .bind(&r.patient_key)
-            .bind(&r.kind)
-            .bind(&r.indicator)
-            .bind(r.indicator_rank)
-            .bind(at);
-    }
-    q
+/// Binds card rows and their creation times ([`created_texts`]) to a query of either
+/// backend, in [`cards_sql`]'s order.
+macro_rules! bind_cards {
+    ($q:expr, $cards:expr, $created:expr) => {{
+        let mut q = $q;
+        for (r, at) in $cards.iter().zip($created) {
+            q = q
+                .bind(&r.uuid)
+                .bind(&r.model)
+                .bind(&r.release)
+                .bind(&r.request_id)
+                .bind(&r.hook_instance)
+                .bind(&r.patient_key)
+                .bind(&r.kind)
+                .bind(&r.indicator)
+                .bind(r.indicator_rank)
+                .bind(at);
+        }
+        q
+    }};
 }
+pub(crate) use bind_cards;
 
 /// Issuers read per statement by [`Store::begin_batch`].
 const CLIENTS_PER_STATEMENT: usize = 100;
@@ -640,21 +641,7 @@ impl Tx {
             let created = created_texts(chunk);
             let c = self.as_conn();
             on_conn!(c, c => {
-                let mut q = sqlx::query(&sql);
-                for (r, at) in chunk.iter().zip(&created) {
-                    q = q
-                        .bind(&r.uuid)
-                        .bind(&r.model)
-                        .bind(&r.release)
-                        .bind(&r.request_id)
-                        .bind(&r.hook_instance)
-                        .bind(&r.patient_key)
-                        .bind(&r.kind)
-                        .bind(&r.indicator)
-                        .bind(r.indicator_rank)
-                        .bind(at);
-                }
-                q.execute(&mut *c).await?;
+                bind_cards!(sqlx::query(&sql), chunk, &created).execute(&mut *c).await?;
             });
         }
         Ok(())

@@ -5,7 +5,7 @@ use sqlx::Row;
 use vigil_domain::prediction::{FeatureRecord, PredictionFilter, PredictionMode, PredictionRecord};
 use vigil_domain::{ReleaseId, Timestamp};
 
-use crate::cds::{CARDS_PER_STATEMENT, bind_cards_sqlite, cards_sql, created_texts};
+use crate::cds::{CARDS_PER_STATEMENT, bind_cards, cards_sql, created_texts};
 use crate::{Backend, BackendKind, Conn, Error, Result, Store, Tx, TxInner, on_conn, values_list};
 
 /// Rows per INSERT statement: 14 parameters each stays far below both backends' limits.
@@ -40,18 +40,20 @@ fn encode(records: &[PredictionRecord]) -> Result<Vec<Encoded<'_>>> {
 }
 
 /// Inserts one statement's worth of records.
-async fn insert_rows(c: Conn<'_>, chunk: &[Encoded<'_>]) -> Result<()> {
-    let sql = format!(
-        "{INSERT_HEAD}VALUES {}",
-        values_list(c.kind(), chunk.len(), 14)
-    );
-    let texts: Vec<(String, String)> = chunk
+/// The record time and release id of each record, as bound.
+fn record_texts(encoded: &[Encoded<'_>]) -> Vec<(String, String)> {
+    encoded
         .iter()
         .map(|e| (e.r.recorded_at.to_string(), e.r.release.to_string()))
-        .collect();
-    on_conn!(c, c => {
-        let mut q = sqlx::query(&sql);
-        for (e, (recorded_at, release)) in chunk.iter().zip(&texts) {
+        .collect()
+}
+
+/// Binds encoded records and their texts ([`record_texts`]) to a query of either
+/// backend, in [`INSERT_HEAD`]'s order.
+macro_rules! bind_records {
+    ($q:expr, $encoded:expr, $texts:expr) => {{
+        let mut q = $q;
+        for (e, (recorded_at, release)) in $encoded.iter().zip($texts) {
             q = q
                 .bind(e.r.request_id.as_str())
                 .bind(e.r.mode.as_str())
@@ -68,7 +70,18 @@ async fn insert_rows(c: Conn<'_>, chunk: &[Encoded<'_>]) -> Result<()> {
                 .bind(e.r.latency_us)
                 .bind(e.context.as_str());
         }
-        q.execute(&mut *c).await?;
+        q
+    }};
+}
+
+async fn insert_rows(c: Conn<'_>, chunk: &[Encoded<'_>]) -> Result<()> {
+    let sql = format!(
+        "{INSERT_HEAD}VALUES {}",
+        values_list(c.kind(), chunk.len(), 14)
+    );
+    let texts = record_texts(chunk);
+    on_conn!(c, c => {
+        bind_records!(sqlx::query(&sql), chunk, &texts).execute(&mut *c).await?;
     });
     Ok(())
 }
@@ -139,28 +152,9 @@ impl Tx {
             }
             sql.push_str("COMMIT");
             let created = created_texts(&cards);
-            let texts: Vec<(String, String)> = encoded
-                .iter()
-                .map(|e| (e.r.recorded_at.to_string(), e.r.release.to_string()))
-                .collect();
-            let mut q = bind_cards_sqlite(sqlx::query(&sql), &cards, &created);
-            for (e, (recorded_at, release)) in encoded.iter().zip(&texts) {
-                q = q
-                    .bind(e.r.request_id.as_str())
-                    .bind(e.r.mode.as_str())
-                    .bind(recorded_at.as_str())
-                    .bind(e.r.model.as_str())
-                    .bind(release.as_str())
-                    .bind(e.r.channel.as_str())
-                    .bind(e.r.patient_key.as_deref())
-                    .bind(e.r.encounter_key.as_deref())
-                    .bind(e.features.as_str())
-                    .bind(e.r.score)
-                    .bind(e.r.decision.as_deref())
-                    .bind(e.r.fallback_reason.as_deref())
-                    .bind(e.r.latency_us)
-                    .bind(e.context.as_str());
-            }
+            let texts = record_texts(&encoded);
+            let q = bind_cards!(sqlx::query(&sql), &cards, &created);
+            let q = bind_records!(q, encoded, &texts);
             // A failed statement leaves the transaction open: dropping it then closes the
             // connection, which rolls the transaction back.
             q.execute(&mut *own.conn).await?;
