@@ -112,9 +112,28 @@ async fn clients(c: Conn<'_>, include_removed: bool) -> Result<Vec<CdsClientReco
         .collect()
 }
 
+/// The columns of a client not removed, as [`active_client`] takes them.
+const ACTIVE_CLIENT_COLUMNS: &str = "iss, jwks, jku, added_by, added_at";
+
+/// A client not removed, from its [`ACTIVE_CLIENT_COLUMNS`].
+fn active_client(
+    (iss, jwks, jku, added_by, added_at): (String, Option<String>, Option<String>, String, String),
+) -> Result<CdsClientRecord> {
+    Ok(CdsClientRecord {
+        added_at: ts(&added_at, "cds client")?,
+        iss,
+        jwks,
+        jku,
+        added_by,
+        removed_by: None,
+        removed_at: None,
+    })
+}
+
 async fn client(c: Conn<'_>, iss: &str) -> Result<Option<CdsClientRecord>> {
-    let sql =
-        format!("SELECT {CLIENT_COLUMNS} FROM cds_clients WHERE iss = $1 AND removed_at IS NULL");
+    let sql = format!(
+        "SELECT {ACTIVE_CLIENT_COLUMNS} FROM cds_clients WHERE iss = $1 AND removed_at IS NULL"
+    );
     let row = on_conn!(c, c => {
         let row = sqlx::query(&sql).bind(iss).fetch_optional(&mut *c).await?;
         match row {
@@ -128,18 +147,7 @@ async fn client(c: Conn<'_>, iss: &str) -> Result<Option<CdsClientRecord>> {
             )),
         }
     });
-    row.map(|(iss, jwks, jku, added_by, added_at)| {
-        Ok(CdsClientRecord {
-            added_at: ts(&added_at, "cds client")?,
-            iss,
-            jwks,
-            jku,
-            added_by,
-            removed_by: None,
-            removed_at: None,
-        })
-    })
-    .transpose()
+    row.map(active_client).transpose()
 }
 
 /// The highest indicator rank of risk cards shown for a patient since `since`.
@@ -456,7 +464,7 @@ impl Store {
         if !issuers.is_empty() {
             let marks = vec!["?"; issuers.len()].join(", ");
             sql.push_str(&format!(
-                "SELECT iss, jwks, jku, added_by, added_at FROM cds_clients \
+                "SELECT {ACTIVE_CLIENT_COLUMNS} FROM cds_clients \
                  WHERE removed_at IS NULL AND iss IN ({marks});"
             ));
         }
@@ -486,16 +494,13 @@ impl Store {
             if r.len() == 2 {
                 inserted.insert((r.try_get("iss")?, r.try_get("jti")?));
             } else {
-                let added_at: String = r.try_get("added_at")?;
-                found.push(CdsClientRecord {
-                    iss: r.try_get("iss")?,
-                    jwks: r.try_get("jwks")?,
-                    jku: r.try_get("jku")?,
-                    added_by: r.try_get("added_by")?,
-                    added_at: ts(&added_at, "cds client")?,
-                    removed_by: None,
-                    removed_at: None,
-                });
+                found.push(active_client((
+                    r.try_get("iss")?,
+                    r.try_get("jwks")?,
+                    r.try_get("jku")?,
+                    r.try_get("added_by")?,
+                    r.try_get("added_at")?,
+                ))?);
             }
         }
         let fresh = match now {
