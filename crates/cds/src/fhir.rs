@@ -24,11 +24,12 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
-use serde_json::Value;
 use vigil_domain::contract::{Aggregation, FhirMapping};
 use vigil_domain::units::{Unit, convert_with_molar_mass};
 use vigil_domain::{Feature, FeatureContract, Timestamp};
 use vigil_inference::contract::{Input, Inputs};
+
+pub use crate::pruned::{Pruned, PrunedByKey, READ_MEMBERS};
 
 const UCUM: &str = "http://unitsofmeasure.org";
 /// Deepest Bundle nesting followed.
@@ -78,163 +79,19 @@ impl Mapped {
     }
 }
 
-/// Every member of FHIR JSON that the mapping reads, at any depth. [`Pruned`] keeps these and
-/// drops the rest (narratives, meta, displays, categories, identifiers …) while parsing; a
-/// mapping that reads a new member must name it here. The test
-/// `pruned_resources_map_as_the_whole_ones` maps every example file both ways.
-pub const READ_MEMBERS: &[&str] = &[
-    "resourceType",
-    "id",
-    "entry",
-    "resource",
-    "status",
-    "code",
-    "coding",
-    "system",
-    "subject",
-    "reference",
-    "effectiveDateTime",
-    "effectiveInstant",
-    "effectivePeriod",
-    "start",
-    "end",
-    "issued",
-    "component",
-    "valueInteger",
-    "valueQuantity",
-    "value",
-    "comparator",
-    "unit",
-    "birthDate",
-    "gender",
-];
-
-/// FHIR JSON parsed with only the members in [`READ_MEMBERS`], at every depth: what the
-/// mapping sees is the same, and a prefetch of many Observations costs a fraction of the
-/// allocations of a whole `Value` tree. Arrays, scalars and the nesting are as parsed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Pruned(pub Value);
-
-impl<'de> serde::Deserialize<'de> for Pruned {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Pruned, D::Error> {
-        d.deserialize_any(PrunedVisitor { every_key: false })
-            .map(Pruned)
-    }
-}
-
-/// An object of FHIR JSON by any keys (a prefetch object), each value [`Pruned`]; any other
-/// JSON is parsed as [`Pruned`] parses it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PrunedByKey(pub Value);
-
-impl<'de> serde::Deserialize<'de> for PrunedByKey {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PrunedByKey, D::Error> {
-        d.deserialize_any(PrunedVisitor { every_key: true })
-            .map(PrunedByKey)
-    }
-}
-
-struct PrunedVisitor {
-    /// Keep every key of this object (its values are pruned).
-    every_key: bool,
-}
-
-/// A member name: the entry of [`READ_MEMBERS`] it equals, if any.
-struct Member;
-
-impl<'de> serde::de::DeserializeSeed<'de> for Member {
-    type Value = Option<&'static str>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl serde::de::Visitor<'_> for Member {
-    type Value = Option<&'static str>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a member name")
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(READ_MEMBERS.iter().find(|m| **m == v).copied())
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for PrunedVisitor {
-    type Value = Value;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("JSON")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::Number(v.into()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
-        while let Some(Pruned(v)) = seq.next_element()? {
-            out.push(v);
-        }
-        Ok(Value::Array(out))
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut out = serde_json::Map::new();
-        if self.every_key {
-            while let Some(k) = map.next_key::<String>()? {
-                let Pruned(v) = map.next_value()?;
-                out.insert(k, v);
-            }
-        } else {
-            while let Some(k) = map.next_key_seed(Member)? {
-                match k {
-                    Some(k) => {
-                        let Pruned(v) = map.next_value()?;
-                        out.insert(k.to_string(), v);
-                    }
-                    None => {
-                        map.next_value::<serde::de::IgnoredAny>()?;
-                    }
-                }
-            }
-        }
-        Ok(Value::Object(out))
-    }
-}
-
 /// Collects the resources in `v`: the resource itself, or the entries of a Bundle (nested
 /// Bundles flattened). OperationOutcomes and entries without a resource are skipped.
-pub fn collect<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+pub fn collect<'a>(v: &'a Pruned, out: &mut Vec<&'a Pruned>) {
     collect_depth(v, out, 0);
 }
 
-fn collect_depth<'a>(v: &'a Value, out: &mut Vec<&'a Value>, depth: usize) {
-    let Some(rt) = v.get("resourceType").and_then(Value::as_str) else {
+fn collect_depth<'a>(v: &'a Pruned, out: &mut Vec<&'a Pruned>, depth: usize) {
+    let Some(rt) = v.get("resourceType").and_then(Pruned::as_str) else {
         return;
     };
     match rt {
         "Bundle" if depth < MAX_DEPTH => {
-            if let Some(entries) = v.get("entry").and_then(Value::as_array) {
+            if let Some(entries) = v.get("entry").and_then(Pruned::as_array) {
                 for e in entries {
                     if let Some(r) = e.get("resource") {
                         collect_depth(r, out, depth + 1);
@@ -247,14 +104,14 @@ fn collect_depth<'a>(v: &'a Value, out: &mut Vec<&'a Value>, depth: usize) {
     }
 }
 
-fn id_of(r: &Value) -> Option<&str> {
-    r.get("id").and_then(Value::as_str)
+fn id_of(r: &Pruned) -> Option<&str> {
+    r.get("id").and_then(Pruned::as_str)
 }
 
-fn source_of(r: &Value, index: usize) -> String {
+fn source_of(r: &Pruned, index: usize) -> String {
     let rt = r
         .get("resourceType")
-        .and_then(Value::as_str)
+        .and_then(Pruned::as_str)
         .unwrap_or("Resource");
     match id_of(r) {
         Some(id) => format!("{rt}/{id}"),
@@ -262,20 +119,20 @@ fn source_of(r: &Value, index: usize) -> String {
     }
 }
 
-fn codings(v: Option<&Value>) -> impl Iterator<Item = (&str, &str)> {
+fn codings(v: Option<&Pruned>) -> impl Iterator<Item = (&str, &str)> {
     v.and_then(|c| c.get("coding"))
-        .and_then(Value::as_array)
+        .and_then(Pruned::as_array)
         .into_iter()
         .flatten()
         .filter_map(|c| {
             Some((
-                c.get("system").and_then(Value::as_str)?,
-                c.get("code").and_then(Value::as_str)?,
+                c.get("system").and_then(Pruned::as_str)?,
+                c.get("code").and_then(Pruned::as_str)?,
             ))
         })
 }
 
-fn has_code(concept: Option<&Value>, wanted: &[String]) -> bool {
+fn has_code(concept: Option<&Pruned>, wanted: &[String]) -> bool {
     codings(concept).any(|(s, c)| {
         wanted
             .iter()
@@ -285,10 +142,10 @@ fn has_code(concept: Option<&Value>, wanted: &[String]) -> bool {
 
 /// Whether a `subject`/`patient` reference names the context patient (absent counts as yes:
 /// the search was scoped to the patient).
-fn is_patient(reference: Option<&Value>, patient_id: &str) -> bool {
+fn is_patient(reference: Option<&Pruned>, patient_id: &str) -> bool {
     let Some(r) = reference
         .and_then(|s| s.get("reference"))
-        .and_then(Value::as_str)
+        .and_then(Pruned::as_str)
     else {
         return true;
     };
@@ -298,15 +155,15 @@ fn is_patient(reference: Option<&Value>, patient_id: &str) -> bool {
 }
 
 /// The clinically relevant time of an Observation.
-pub fn effective_time(r: &Value) -> Option<Timestamp> {
-    let t = |k: &str| r.get(k).and_then(Value::as_str).and_then(parse_fhir_time);
+pub fn effective_time(r: &Pruned) -> Option<Timestamp> {
+    let t = |k: &str| r.get(k).and_then(Pruned::as_str).and_then(parse_fhir_time);
     t("effectiveDateTime")
         .or_else(|| t("effectiveInstant"))
         .or_else(|| {
             let p = r.get("effectivePeriod")?;
             p.get("end")
                 .or_else(|| p.get("start"))
-                .and_then(Value::as_str)
+                .and_then(Pruned::as_str)
                 .and_then(parse_fhir_time)
         })
         .or_else(|| t("issued"))
@@ -322,9 +179,9 @@ pub fn parse_fhir_time(s: &str) -> Option<Timestamp> {
     }
 }
 
-fn status_counts(r: &Value) -> bool {
+fn status_counts(r: &Pruned) -> bool {
     matches!(
-        r.get("status").and_then(Value::as_str),
+        r.get("status").and_then(Pruned::as_str),
         Some("final" | "amended" | "corrected" | "preliminary")
     )
 }
@@ -345,13 +202,13 @@ struct Candidate {
     source: String,
 }
 
-fn quantity(r: &Value, mapping: &FhirMapping) -> Result<(f64, Option<String>), Refusal> {
+fn quantity(r: &Pruned, mapping: &FhirMapping) -> Result<(f64, Option<String>), Refusal> {
     let holder = match &mapping.component {
         None => r,
         Some(c) => {
             let comp = r
                 .get("component")
-                .and_then(Value::as_array)
+                .and_then(Pruned::as_array)
                 .into_iter()
                 .flatten()
                 .find(|comp| has_code(comp.get("code"), std::slice::from_ref(c)));
@@ -366,7 +223,7 @@ fn quantity(r: &Value, mapping: &FhirMapping) -> Result<(f64, Option<String>), R
             }
         }
     };
-    if let Some(v) = holder.get("valueInteger").and_then(Value::as_f64) {
+    if let Some(v) = holder.get("valueInteger").and_then(Pruned::as_f64) {
         return Ok((v, None));
     }
     let Some(q) = holder.get("valueQuantity") else {
@@ -375,7 +232,7 @@ fn quantity(r: &Value, mapping: &FhirMapping) -> Result<(f64, Option<String>), R
             reason: "has no valueQuantity".into(),
         });
     };
-    let Some(v) = q.get("value").and_then(Value::as_f64) else {
+    let Some(v) = q.get("value").and_then(Pruned::as_f64) else {
         return Err(Refusal {
             code: "no_value",
             reason: "has a Quantity without a value".into(),
@@ -387,8 +244,8 @@ fn quantity(r: &Value, mapping: &FhirMapping) -> Result<(f64, Option<String>), R
             reason: "has a value with a comparator (< or >), not an exact value".into(),
         });
     }
-    let system = q.get("system").and_then(Value::as_str);
-    let code = q.get("code").and_then(Value::as_str);
+    let system = q.get("system").and_then(Pruned::as_str);
+    let code = q.get("code").and_then(Pruned::as_str);
     match (system, code) {
         (Some(UCUM), Some(c)) => Ok((v, Some(c.to_string()))),
         (None, None) if q.get("unit").is_none() => Ok((v, None)),
@@ -465,19 +322,19 @@ fn completed_years(birth: &str, now: Timestamp) -> Option<f64> {
 /// `patient_id`.
 pub fn map_inputs(
     contract: &FeatureContract,
-    resources: &[&Value],
+    resources: &[&Pruned],
     patient_id: &str,
     now: Timestamp,
 ) -> Mapped {
     let mut mapped = Mapped::default();
     // Deduplicate: the same resource may arrive under several prefetch keys.
     let mut seen = HashSet::new();
-    let mut obs: Vec<(usize, &Value)> = Vec::new();
-    let mut patients: Vec<&Value> = Vec::new();
+    let mut obs: Vec<(usize, &Pruned)> = Vec::new();
+    let mut patients: Vec<&Pruned> = Vec::new();
     for (i, r) in resources.iter().enumerate() {
-        let rt = r.get("resourceType").and_then(Value::as_str).unwrap_or("");
+        let rt = r.get("resourceType").and_then(Pruned::as_str).unwrap_or("");
         if let Some(id) = id_of(r)
-            && !seen.insert((rt.to_string(), id.to_string()))
+            && !seen.insert((rt, id))
         {
             continue;
         }
@@ -488,7 +345,7 @@ pub fn map_inputs(
                         .ignored
                         .push(format!("{}: another patient's", source_of(r, i)));
                 } else if !status_counts(r) {
-                    let st = r.get("status").and_then(Value::as_str).unwrap_or("none");
+                    let st = r.get("status").and_then(Pruned::as_str).unwrap_or("none");
                     mapped
                         .ignored
                         .push(format!("{}: status {st}", source_of(r, i)));
@@ -533,7 +390,7 @@ pub fn map_inputs(
 fn map_patient(
     feature: &Feature,
     m: &FhirMapping,
-    patients: &[&Value],
+    patients: &[&Pruned],
     now: Timestamp,
     inputs: &mut Inputs,
 ) -> MappedFeature {
@@ -551,7 +408,7 @@ fn map_patient(
     };
     let source = source_of(p, 0);
     match m.field.as_deref() {
-        Some("age") => match p.get("birthDate").and_then(Value::as_str) {
+        Some("age") => match p.get("birthDate").and_then(Pruned::as_str) {
             Some(b) => match completed_years(b, now) {
                 Some(y) => {
                     // In years; the scorer converts to the contract's unit if it is another.
@@ -572,7 +429,7 @@ fn map_patient(
                 mf.reason = Some("the Patient has no birthDate".into());
             }
         },
-        Some("gender") => match p.get("gender").and_then(Value::as_str) {
+        Some("gender") => match p.get("gender").and_then(Pruned::as_str) {
             Some(g) => {
                 inputs.insert(feature.name.clone(), Input::text(g).with_source(source));
                 mf.status = "found";
@@ -592,7 +449,7 @@ fn map_patient(
 fn map_observation(
     feature: &Feature,
     m: &FhirMapping,
-    obs: &[(usize, &Value)],
+    obs: &[(usize, &Pruned)],
     claimed: &mut [bool],
     now: Timestamp,
     inputs: &mut Inputs,
@@ -768,6 +625,7 @@ fn map_observation(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use serde_json::Value;
     use vigil_inference::contract::InputValue;
 
     fn contract() -> FeatureContract {
@@ -776,7 +634,7 @@ mod tests {
         FeatureContract::from_toml(&std::fs::read_to_string(p).unwrap()).unwrap()
     }
 
-    fn fhir(rel: &str) -> Value {
+    fn fhir(rel: &str) -> Pruned {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../../../shared/data/fhir")
             .join(rel);
@@ -818,33 +676,35 @@ mod tests {
                 }
                 let bytes = std::fs::read(&path).unwrap();
                 let whole: Value = serde_json::from_slice(&bytes).unwrap();
-                let Pruned(pruned) = serde_json::from_slice(&bytes).unwrap();
-                assert_eq!(pruned, pruned_reference(&whole), "{}", path.display());
-                dropped += bytes.len() - serde_json::to_vec(&pruned).unwrap().len();
-                let (mut a, mut b) = (vec![], vec![]);
-                collect(&whole, &mut a);
-                collect(&pruned, &mut b);
-                assert_eq!(a.len(), b.len(), "{}", path.display());
-                let patient = a
+                let pruned: Pruned = serde_json::from_slice(&bytes).unwrap();
+                // Parsed pruned, and pruned once parsed whole: the same members.
+                assert_eq!(
+                    pruned.to_value(),
+                    pruned_reference(&whole),
+                    "{}",
+                    path.display()
+                );
+                let via_whole = Pruned::from_value(&whole).to_value();
+                assert_eq!(pruned.to_value(), via_whole, "{}", path.display());
+                dropped += bytes.len() - serde_json::to_vec(&pruned.to_value()).unwrap().len();
+                let mut rs = vec![];
+                collect(&pruned, &mut rs);
+                let patient = rs
                     .iter()
-                    .find(|r| r["resourceType"] == "Patient")
+                    .find(|r| r.get("resourceType").and_then(Pruned::as_str) == Some("Patient"))
                     .and_then(|r| id_of(r))
                     .unwrap_or("")
                     .to_string();
                 // Just after the newest observation, so that the window holds values.
-                let newest = a.iter().filter_map(|r| effective_time(r)).max();
+                let newest = rs.iter().filter_map(|r| effective_time(r)).max();
                 let times = [
                     newest.map(|t| t.plus(vigil_domain::Duration::parse("1m").unwrap())),
                     Timestamp::parse("2020-03-03T20:00:00Z").ok(),
                 ];
                 for now in times.into_iter().flatten() {
-                    let m = map_inputs(&contract(), &a, &patient, now);
-                    assert_eq!(
-                        m,
-                        map_inputs(&contract(), &b, &patient, now),
-                        "{}",
-                        path.display()
-                    );
+                    // Every member the mapping reads is one parsing keeps: `Pruned::get`
+                    // panics on any other in this (debug) build.
+                    let m = map_inputs(&contract(), &rs, &patient, now);
                     found += m.features.iter().filter(|f| f.status == "found").count();
                 }
                 files += 1;
@@ -983,7 +843,7 @@ mod tests {
             "observation-example-satO2.json",
             "observation-example-f204-creatinine.json",
         ];
-        let docs: Vec<Value> = files
+        let docs: Vec<Pruned> = files
             .iter()
             .map(|f| fhir(&format!("spec-r4-examples/{f}")))
             .collect();
@@ -1064,7 +924,8 @@ mod tests {
             obs("2524-7", 4.0, "mmol/L"),
             obs("2524-7", 18.0, "mg/dL"),
         ];
-        let rs: Vec<&Value> = docs.iter().collect();
+        let docs: Vec<Pruned> = docs.iter().map(Pruned::from_value).collect();
+        let rs: Vec<&Pruned> = docs.iter().collect();
         let now = Timestamp::parse("2026-01-01T12:00:00Z").unwrap();
         let m = map_inputs(&c, &rs, "p", now);
         // °F is converted by the scorer: the mapping passes the value with its unit.

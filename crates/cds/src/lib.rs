@@ -7,6 +7,7 @@ pub mod card;
 pub mod fhir;
 pub mod jwt;
 pub mod prefetch;
+pub mod pruned;
 pub mod request;
 
 pub use card::{CardContext, Indicator};

@@ -6,8 +6,12 @@
 //! required context fields must be there with the right JSON type. Errors name the field,
 //! never a value from the request.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use crate::pruned::{Pruned, PrunedByKey};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
@@ -58,8 +62,8 @@ pub struct CdsRequest {
     pub fhir_authorization: Option<FhirAuthorization>,
     pub context: Map<String, Value>,
     /// Prefetch keys as sent, each resource with the members the FHIR mapping reads
-    /// ([`crate::fhir::READ_MEMBERS`]); `null` values mean the EHR could not fetch them.
-    pub prefetch: Map<String, Value>,
+    /// ([`crate::pruned::READ_MEMBERS`]); `null` values mean the EHR could not fetch them.
+    pub prefetch: BTreeMap<String, Pruned>,
 }
 
 #[derive(Deserialize)]
@@ -70,8 +74,8 @@ struct Raw {
     fhir_server: Option<Value>,
     fhir_authorization: Option<Value>,
     context: Option<Value>,
-    /// Parsed with only what the FHIR mapping reads (see [`crate::fhir::Pruned`]).
-    prefetch: Option<crate::fhir::PrunedByKey>,
+    /// Parsed with only what the FHIR mapping reads (see [`Pruned`]).
+    prefetch: Option<PrunedByKey>,
 }
 
 /// The JSON type a context field must have.
@@ -258,10 +262,10 @@ impl CdsRequest {
                 ));
             }
         }
-        let prefetch = match raw.prefetch.map(|p| p.0) {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) => m,
-            Some(_) => {
+        let prefetch = match raw.prefetch {
+            None | Some(PrunedByKey::Null) => BTreeMap::new(),
+            Some(PrunedByKey::Object(m)) => m,
+            Some(PrunedByKey::Other) => {
                 return Err(err(
                     "field_invalid",
                     "prefetch",
@@ -270,16 +274,13 @@ impl CdsRequest {
             }
         };
         for (k, v) in &prefetch {
-            match v {
-                Value::Null => {}
-                Value::Object(o) if o.get("resourceType").is_some_and(Value::is_string) => {}
-                _ => {
-                    return Err(err(
-                        "field_invalid",
-                        format!("prefetch.{k}"),
-                        "each prefetch value is a FHIR resource (with resourceType) or null",
-                    ));
-                }
+            let resource = v.get("resourceType").is_some_and(Pruned::is_string);
+            if !v.is_null() && !resource {
+                return Err(err(
+                    "field_invalid",
+                    format!("prefetch.{k}"),
+                    "each prefetch value is a FHIR resource (with resourceType) or null",
+                ));
             }
         }
         Ok(CdsRequest {
@@ -502,7 +503,12 @@ mod tests {
             let r = CdsRequest::parse(&data(f), "patient-view").unwrap();
             assert_eq!(r.patient_id(), Some("1288992"));
             assert!(r.fhir_authorization.is_some());
-            assert_eq!(r.prefetch["patientToGreet"]["resourceType"], "Patient");
+            assert_eq!(
+                r.prefetch["patientToGreet"]
+                    .get("resourceType")
+                    .and_then(Pruned::as_str),
+                Some("Patient")
+            );
             let e = CdsRequest::parse(&data(f), "order-sign").unwrap_err();
             assert_eq!(e.code, "hook_mismatch");
         }

@@ -34,8 +34,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         let _ = vigil_cds::jwt::Jwks::parse(s);
     }
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
+        // A FHIR server's answer: read whole, then pruned.
+        let p = vigil_cds::pruned::Pruned::from_value(&v);
         let mut rs = Vec::new();
-        vigil_cds::fhir::collect(&v, &mut rs);
+        vigil_cds::fhir::collect(&p, &mut rs);
         let _ = vigil_cds::map_inputs(contract(), &rs, "example", Timestamp::from_unix_seconds(1_700_000_000));
     }
 });

@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use vigil_cds::card::{self, CardContext, Indicator};
 use vigil_cds::prefetch::{self, Template};
+use vigil_cds::pruned::Pruned;
 use vigil_cds::{CdsRequest, FeedbackOutcome, fhir};
 use vigil_domain::prediction::PredictionMode;
 use vigil_domain::{CdsNoScore, CdsSettings, FeatureContract, Model, Release, Stage, Timestamp};
@@ -462,14 +463,14 @@ impl CdsService {
             .map(|e| self.vigil.pseudonymise("encounter", e));
 
         // Prefetch, then fetch what is missing.
-        let mut docs: Vec<Value> = Vec::new();
+        let mut docs: Vec<Pruned> = Vec::new();
         let mut missing: Vec<&Template> = Vec::new();
         let has_patient = req.prefetch.values().any(|v| {
             let mut rs = Vec::new();
             fhir::collect(v, &mut rs);
             rs.iter().any(|r| {
-                r.get("resourceType").and_then(Value::as_str) == Some("Patient")
-                    && r.get("id").and_then(Value::as_str) == Some(patient_id.as_str())
+                r.get("resourceType").and_then(Pruned::as_str) == Some("Patient")
+                    && r.get("id").and_then(Pruned::as_str) == Some(patient_id.as_str())
             })
         });
         for t in &svc.templates {
@@ -518,7 +519,7 @@ impl CdsService {
                         match r {
                             Ok(pages) => {
                                 fetched.push(t.key.clone());
-                                docs.extend(pages);
+                                docs.extend(pages.iter().map(Pruned::from_value));
                             }
                             Err(e) if t.required => {
                                 if e.is_refusal() || e.code == "prefetch_token" {
@@ -534,7 +535,7 @@ impl CdsService {
                 }
             }
         }
-        let mut resources: Vec<&Value> = Vec::new();
+        let mut resources: Vec<&Pruned> = Vec::new();
         for v in req.prefetch.values() {
             fhir::collect(v, &mut resources);
         }
