@@ -22,6 +22,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::serve::ListenerExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use vigil_service::Vigil;
 use vigil_service::cds::CdsService;
@@ -118,6 +119,11 @@ pub async fn serve(
         .map_err(|e| std::io::Error::other(format!("loading the deployed releases: {e}")))?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     on_bound(listener.local_addr()?);
+    // Answers leave at once rather than behind Nagle's wait for the peer's acknowledgement
+    // of what was sent before (up to a delayed-ACK timer, 40 ms on Linux).
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     if let Some(c) = &cds {
         // CDS calls are recorded by the same group commit, and the CDS catalog follows the
         // runtime's view of the store (promotions, rollbacks, monitor controls).
