@@ -5,7 +5,9 @@
 # record: the script counts them afterwards.
 # Client tokens are pre-minted, one per call with its own jti, signed RS384 (RSA-2048) by
 # default or ES384 (P-384) with VIGIL_BENCH_ALG=es384; the load generator also prints what
-# verifying one token costs.
+# verifying one token costs, and how slow the disk's syncs were during the run (every answered
+# call waits for a commit's sync). At the end: what parsing one call's body costs.
+# VIGIL_BENCH_LATENCIES=FILE writes each call's latency (ms), in schedule order.
 # Usage: bench/cds/run.sh [RATE] [SECONDS]   (default 1000 calls/s for 10 s)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,12 +15,14 @@ rate=${1:-1000}
 secs=${2:-10}
 data=${VIGIL_SHARED_DATA:-$(pwd)/../shared/data}
 cargo build --release -q -p vigil-http --example bench_cds
+cargo build --release -q -p vigil-cds --example parse_cost
 cargo build --release -q -p vigil
 bin=${CARGO_TARGET_DIR:-target}/release
 home=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$home"' EXIT
 "$bin/examples/bench_cds" setup "$home" "$data"
-port=$((20000 + RANDOM % 20000))
+# Below the ephemeral range (32768 and up), where the load generator's own connections are.
+port=$((20000 + RANDOM % 12000))
 "$bin/vigil" --home "$home" --public-url "http://127.0.0.1:$port" serve --addr "127.0.0.1:$port" >/dev/null &
 server=$!
 for _ in $(seq 50); do curl -s "http://127.0.0.1:$port/api/v1/openapi.json" >/dev/null && break; sleep 0.1; done
@@ -26,3 +30,5 @@ for _ in $(seq 50); do curl -s "http://127.0.0.1:$port/api/v1/openapi.json" >/de
 kill "$server"; wait "$server" 2>/dev/null || true
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
 echo "prediction records on channel cds: $(sqlite3 "$home/vigil.db" "SELECT count(*) FROM predictions WHERE channel = 'cds'")"
+# What parsing one of the calls costs, against parsing it into a serde_json::Value.
+"$bin/examples/parse_cost" "$home/request.json"

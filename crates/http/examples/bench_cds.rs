@@ -4,7 +4,9 @@
 //! `load URL DATA RATE SECS [rs384|es384 HOME]` pre-mints one token per call (distinct `jti`s),
 //! measures what verifying one costs, then posts patient-view calls with a 30-observation
 //! prefetch at a fixed rate (open loop, latency measured from each call's scheduled time) and
-//! prints throughput and percentiles.
+//! prints throughput and percentiles (and, with `VIGIL_BENCH_LATENCIES=FILE`, every call's
+//! latency in schedule order). Beside the store it also times a 4 KiB `fdatasync` every
+//! 20 ms during the run, since every answered call waits for a commit's sync.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -365,7 +367,7 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
             Minter::Es384(Es384Signer::from_private_jwk(&jwk).unwrap())
         }
         _ => {
-            let (k, jwk) = rsa_signer(&home.expect("rs384 needs the HOME of `setup`"));
+            let (k, jwk) = rsa_signer(home.as_deref().expect("rs384 needs the HOME of `setup`"));
             Minter::Rs384(k, jwk)
         }
     };
@@ -414,6 +416,10 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
         parts.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
     let aud = aud.clone();
+    // One request as it is posted, for `parse_cost` (what parsing it costs).
+    if let (Some(h), Some((_, body))) = (&home, bodies.first()) {
+        std::fs::write(h.join("request.json"), body).unwrap();
+    }
     // What verifying one token costs the server (the same checks, in this process).
     let mut keys: Value = read_json("cds-hooks/v3ballot__30_json-web-key-set-public-key.json");
     if let Minter::Rs384(_, jwk) = minter {
@@ -446,6 +452,9 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
     // would add up to a millisecond of the generator's own lateness to every latency.
     // Latency is still measured from each call's scheduled time.
     let rt = tokio::runtime::Handle::current();
+    let probe = home
+        .as_deref()
+        .map(|h| DiskProbe::start(h.join("fsync-probe")));
     let pacer = std::thread::spawn(move || {
         let mut tasks = Vec::with_capacity(n);
         for (i, (token, body)) in bodies.into_iter().enumerate() {
@@ -470,7 +479,19 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
         ok += usize::from(good);
     }
     let wall = start.elapsed();
+    // Each call's latency in the order the calls were scheduled, to see when the slow ones
+    // came (a stall, the first connections, a steady queue).
+    if let Ok(path) = std::env::var("VIGIL_BENCH_LATENCIES") {
+        let lines: String = lat
+            .iter()
+            .map(|d| format!("{:.3}\n", d.as_secs_f64() * 1e3))
+            .collect();
+        std::fs::write(path, lines).unwrap();
+    }
     lat.sort();
+    if let Some(probe) = probe {
+        probe.report();
+    }
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
     println!(
         "calls {n} at {rate}/s: ok {ok}, throughput {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -479,6 +500,54 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
         p(0.99),
         p(1.0)
     );
+}
+
+/// What the disk under the store does while the calls run: 4 KiB written and
+/// `fdatasync`ed every 20 ms to a file beside the database. Every answered call waits for
+/// one commit's sync, so the disk's own slow syncs bound the calls' tail.
+struct DiskProbe {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<StdDuration>>,
+}
+
+impl DiskProbe {
+    fn start(path: PathBuf) -> DiskProbe {
+        use std::io::Write;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut f = std::fs::File::create(&path).unwrap();
+            let mut syncs = Vec::new();
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                f.write_all(&[0u8; 4096]).unwrap();
+                f.sync_data().unwrap();
+                syncs.push(t.elapsed());
+                std::thread::sleep(StdDuration::from_millis(20));
+            }
+            let _ = std::fs::remove_file(&path);
+            syncs
+        });
+        DiskProbe { stop, thread }
+    }
+
+    fn report(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut d = self.thread.join().unwrap();
+        if d.is_empty() {
+            return;
+        }
+        d.sort();
+        let ms = |x: StdDuration| x.as_secs_f64() * 1e3;
+        let slow = d.iter().filter(|x| ms(**x) > 5.0).count();
+        println!(
+            "disk beside the store during the run: {} syncs of 4 KiB, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, {slow} over 5 ms",
+            d.len(),
+            ms(d[d.len() / 2]),
+            ms(d[(d.len() * 99 / 100).min(d.len() - 1)]),
+            ms(d[d.len() - 1])
+        );
+    }
 }
 
 /// One call, started at (or just after) its scheduled time `at`: its latency from `at`, and
