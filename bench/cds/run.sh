@@ -7,7 +7,8 @@
 # default or ES384 (P-384) with VIGIL_BENCH_ALG=es384; the load generator also prints what
 # verifying one token costs, and how slow the disk's syncs were during the run (every answered
 # call waits for a commit's sync). At the end: what parsing one call's body costs.
-# VIGIL_BENCH_LATENCIES=FILE writes each call's latency (ms), in schedule order.
+# VIGIL_BENCH_LATENCIES=FILE writes each call's latency (ms), in schedule order. Afterwards:
+# what the server wrote to disk per call, and how many calls shared a commit.
 # Usage: bench/cds/run.sh [RATE] [SECONDS]   (default 1000 calls/s for 10 s)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -26,8 +27,14 @@ port=$((20000 + RANDOM % 12000))
 "$bin/vigil" --home "$home" --public-url "http://127.0.0.1:$port" serve --addr "127.0.0.1:$port" >/dev/null &
 server=$!
 for _ in $(seq 50); do curl -s "http://127.0.0.1:$port/api/v1/openapi.json" >/dev/null && break; sleep 0.1; done
+written() { awk '/^write_bytes/ {print $2}' "/proc/$server/io"; }
+before=$(written)
 "$bin/examples/bench_cds" load "http://127.0.0.1:$port" "$data" "$rate" "$secs" "${VIGIL_BENCH_ALG:-rs384}" "$home"
+after=$(written)
+batches=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "vigil_prediction_record_batches_total" {print $2}')
 kill "$server"; wait "$server" 2>/dev/null || true
+calls=$((rate * secs))
+echo "server wrote $(( (after - before) / calls / 1024 )) KiB per call to disk (log and checkpoints); $calls calls in ${batches:-?} commits"
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
 echo "prediction records on channel cds: $(sqlite3 "$home/vigil.db" "SELECT count(*) FROM predictions WHERE channel = 'cds'")"
 # What parsing one of the calls costs, against parsing it into a serde_json::Value.

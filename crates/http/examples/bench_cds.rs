@@ -494,9 +494,10 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
     }
     let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
     println!(
-        "calls {n} at {rate}/s: ok {ok}, throughput {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        "calls {n} at {rate}/s: ok {ok}, throughput {:.0}/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         ok as f64 / wall.as_secs_f64(),
         p(0.50),
+        p(0.90),
         p(0.99),
         p(1.0)
     );
