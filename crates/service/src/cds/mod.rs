@@ -465,13 +465,13 @@ impl CdsService {
         // Prefetch, then fetch what is missing.
         let mut docs: Vec<Pruned> = Vec::new();
         let mut missing: Vec<&Template> = Vec::new();
-        let has_patient = req.prefetch.values().any(|v| {
-            let mut rs = Vec::new();
-            fhir::collect(v, &mut rs);
-            rs.iter().any(|r| {
-                r.get("resourceType").and_then(Pruned::as_str) == Some("Patient")
-                    && r.get("id").and_then(Pruned::as_str) == Some(patient_id.as_str())
-            })
+        let mut resources: Vec<&Pruned> = Vec::new();
+        for v in req.prefetch.values() {
+            fhir::collect(v, &mut resources);
+        }
+        let has_patient = resources.iter().any(|r| {
+            r.get("resourceType").and_then(Pruned::as_str) == Some("Patient")
+                && r.get("id").and_then(Pruned::as_str) == Some(patient_id.as_str())
         });
         for t in &svc.templates {
             let given = req.prefetch.get(&t.key).is_some_and(|v| !v.is_null());
@@ -534,10 +534,6 @@ impl CdsService {
                     }
                 }
             }
-        }
-        let mut resources: Vec<&Pruned> = Vec::new();
-        for v in req.prefetch.values() {
-            fhir::collect(v, &mut resources);
         }
         for d in &docs {
             fhir::collect(d, &mut resources);
