@@ -4,8 +4,11 @@
 //! read under the store's write lock, so concurrent calls cannot both take the last alert of
 //! the budget), the shown cards and the call's prediction record.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
 
 use serde_json::{Value, json};
 use vigil_cds::card::Indicator;
@@ -190,44 +193,86 @@ impl BatchWork for CdsWork {
 /// Token ids accepted by this process and not yet expired: a replay is refused at once,
 /// even while the first use is still in a batch that has not committed. The store's table
 /// (written with the batch) catches replays across processes and restarts.
+///
+/// Ids are kept by when they expire, one set per [`SLOT_SECS`] of expiry time: a set whose
+/// time has passed is emptied and kept for reuse, so forgetting scans nothing and a busy
+/// server's sets, once each has been used, keep their size instead of growing (and
+/// rehashing, with every call waiting on the lock) again. Each id is held as a 128-bit
+/// digest of its issuer and value.
 #[derive(Debug, Default)]
 pub(crate) struct SeenTokens(Mutex<Seen>);
 
 #[derive(Debug, Default)]
 struct Seen {
-    ids: HashMap<(String, String), i64>,
-    /// The size at which expired ids are dropped next: at least [`SEEN_PRUNE_AT`], and twice
-    /// what survived the last pruning, so that a busy server with many live tokens does not
-    /// scan them all on every call.
-    prune_at: usize,
+    /// By slot (expiry time / [`SLOT_SECS`]): each id with its exact expiry time.
+    live: BTreeMap<i64, IdMap>,
+    /// Emptied sets, keeping their capacity.
+    spare: Vec<IdMap>,
 }
 
-/// Above this many remembered ids, expired ones are dropped before the next insert.
-const SEEN_PRUNE_AT: usize = 50_000;
+/// The width of one slot of expiry time, in seconds.
+const SLOT_SECS: i64 = 16;
+
+type IdMap = HashMap<u128, i64, BuildHasherDefault<DigestHasher>>;
+
+/// The keys are digests already: their low bits are as good a hash as any.
+#[derive(Debug, Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+fn token_key(iss: &str, jti: &str) -> u128 {
+    let mut h = Sha256::new();
+    h.update((iss.len() as u64).to_le_bytes());
+    h.update(iss.as_bytes());
+    h.update(jti.as_bytes());
+    let d = h.finalize();
+    u128::from_le_bytes(d[..16].try_into().expect("a SHA-256 digest has 32 bytes"))
+}
 
 impl SeenTokens {
-    /// `false` if `(iss, jti)` was accepted before and has not expired.
+    /// `false` if `(iss, jti)` was accepted before and has not expired (`expires_at` is not
+    /// before `now`).
     pub fn claim(&self, iss: &str, jti: &str, expires_at: i64, now: i64) -> bool {
+        let key = token_key(iss, jti);
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let Seen { ids: m, prune_at } = &mut *seen;
-        if m.len() >= (*prune_at).max(SEEN_PRUNE_AT) {
-            m.retain(|_, exp| *exp >= now);
-            *prune_at = (2 * m.len()).max(SEEN_PRUNE_AT);
+        let Seen { live, spare } = &mut *seen;
+        // Slots whose every id has expired.
+        while let Some(entry) = live.first_entry() {
+            if (entry.key() + 1) * SLOT_SECS > now {
+                break;
+            }
+            let mut ids = entry.remove();
+            ids.clear();
+            spare.push(ids);
         }
-        match m.entry((iss.to_string(), jti.to_string())) {
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                if *e.get() >= now {
-                    false
-                } else {
-                    e.insert(expires_at);
-                    true
+        for ids in live.values_mut() {
+            match ids.get(&key) {
+                Some(&exp) if exp >= now => return false,
+                Some(_) => {
+                    ids.remove(&key);
                 }
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(expires_at);
-                true
+                None => {}
             }
         }
+        live.entry(expires_at.div_euclid(SLOT_SECS))
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .insert(key, expires_at);
+        true
     }
 }
 
@@ -247,5 +292,24 @@ mod tests {
             "an expired id may be used again"
         );
         assert!(!s.claim("iss", "a", 300, 102));
+    }
+
+    #[test]
+    fn expired_slots_are_reused_and_live_ids_in_other_slots_still_count() {
+        let s = SeenTokens::default();
+        // Three slots of expiry time.
+        assert!(s.claim("iss", "x", 10, 0));
+        assert!(s.claim("iss", "y", 40, 0));
+        assert!(s.claim("iss", "z", 70, 0));
+        // `x` is found whichever slot a replay's claimed expiry falls in.
+        assert!(!s.claim("iss", "x", 70, 5));
+        // At 33 the first slot is gone, its set kept.
+        assert!(s.claim("iss", "w", 75, 33));
+        assert_eq!(s.0.lock().unwrap().spare.len(), 1);
+        assert!(s.claim("iss", "x", 90, 33), "expired with its slot");
+        assert_eq!(s.0.lock().unwrap().spare.len(), 0, "the kept set took it");
+        assert!(!s.claim("iss", "y", 90, 33), "still live in its slot");
+        assert!(!s.claim("iss", "z", 90, 60));
+        assert!(s.claim("iss", "z", 90, 71));
     }
 }
