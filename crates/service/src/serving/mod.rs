@@ -250,7 +250,9 @@ fn process_prefix() -> String {
 }
 
 /// How often the server copies the SQLite log into the database file off the commit path.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// Often enough that each copy is small: a copy and its sync of the database file run beside
+/// the commits of prediction records, and a larger one holds up the syncs of those it meets.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 
 /// Checkpoints the store's log in the background for as long as the server runs (see
 /// [`vigil_store::Store::checkpoint`]), then has the prediction writer restart it between
