@@ -8,9 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
-use sha2::{Digest, Sha256};
-
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use vigil_cds::card::Indicator;
 use vigil_domain::prediction::PredictionRecord;
 use vigil_domain::{CdsNoScore, CdsSettings, Timestamp};
