@@ -7,6 +7,9 @@
 # default or ES384 (P-384) with VIGIL_BENCH_ALG=es384; the load generator also prints what
 # verifying one token costs, and how slow the disk's syncs were during the run (every answered
 # call waits for a commit's sync). At the end: what parsing one call's body costs.
+# The measured calls follow a warm-up of VIGIL_BENCH_WARMUP seconds (default 1) at the same
+# rate, without a pause: the warm-up (the first connections, the server's new log and caches)
+# is reported on its own line, and its calls are recorded and counted like the others.
 # VIGIL_BENCH_LATENCIES=FILE writes each call's latency (ms), in schedule order. Afterwards:
 # what the server wrote to disk per call, and how many calls shared a commit.
 # Usage: bench/cds/run.sh [RATE] [SECONDS]   (default 1000 calls/s for 10 s)
@@ -33,7 +36,7 @@ before=$(written)
 after=$(written)
 batches=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "vigil_prediction_record_batches_total" {print $2}')
 kill "$server"; wait "$server" 2>/dev/null || true
-calls=$((rate * secs))
+calls=$((rate * (secs + ${VIGIL_BENCH_WARMUP:-1})))
 echo "server wrote $(( (after - before) / calls / 1024 )) KiB per call to disk (log and checkpoints); $calls calls in ${batches:-?} commits"
 command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
 echo "prediction records on channel cds: $(sqlite3 "$home/vigil.db" "SELECT count(*) FROM predictions WHERE channel = 'cds'")"

@@ -3,9 +3,11 @@
 //! key (ES384) and an RSA-2048 key generated here (RS384, its private half kept in the home);
 //! `load URL DATA RATE SECS [rs384|es384 HOME]` pre-mints one token per call (distinct `jti`s),
 //! measures what verifying one costs, then posts patient-view calls with a 30-observation
-//! prefetch at a fixed rate (open loop, latency measured from each call's scheduled time) and
-//! prints throughput and percentiles (and, with `VIGIL_BENCH_LATENCIES=FILE`, every call's
-//! latency in schedule order). Beside the store it also times a 4 KiB `fdatasync` every
+//! prefetch at a fixed rate (open loop, latency measured from each call's scheduled time):
+//! first a warm-up of `VIGIL_BENCH_WARMUP` seconds (default 1; the first connections, the
+//! server's new log and caches), reported on its own, then without a pause the SECS measured,
+//! for which it prints throughput and percentiles (and, with `VIGIL_BENCH_LATENCIES=FILE`,
+//! every call's latency in schedule order, warm-up included). Beside the store it also times a 4 KiB `fdatasync` every
 //! 20 ms during the run, since every answered call waits for a commit's sync.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -371,7 +373,12 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
             Minter::Rs384(k, jwk)
         }
     };
-    let n = (rate * secs) as usize;
+    let warmup: u64 = std::env::var("VIGIL_BENCH_WARMUP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let warm = (rate * warmup) as usize;
+    let n = (rate * (warmup + secs)) as usize;
     let now = SystemClock.now_ts();
     let aud = format!("{url}/cds-services/{MODEL}");
     let mut req = read_json("cds-hooks/v3ballot__02_example.json");
@@ -442,6 +449,7 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
         minter.alg(),
         t0.elapsed().as_secs_f64() * 1e6 / sample.max(1) as f64
     );
+    let memory_before = memory_check();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -472,13 +480,15 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
         .await
         .unwrap();
     let mut lat = Vec::with_capacity(n);
-    let mut ok = 0usize;
+    let mut oks = Vec::with_capacity(n);
     for t in tasks {
         let (d, good) = t.await.unwrap();
         lat.push(d);
-        ok += usize::from(good);
+        oks.push(good);
     }
     let wall = start.elapsed();
+    let ok_warm = oks[..warm].iter().filter(|g| **g).count();
+    let ok = oks[warm..].iter().filter(|g| **g).count();
     // Each call's latency in the order the calls were scheduled, to see when the slow ones
     // came (a stall, the first connections, a steady queue).
     if let Ok(path) = std::env::var("VIGIL_BENCH_LATENCIES") {
@@ -488,19 +498,70 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
             .collect();
         std::fs::write(path, lines).unwrap();
     }
-    lat.sort();
     if let Some(probe) = probe {
         probe.report();
     }
-    let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
     println!(
-        "calls {n} at {rate}/s: ok {ok}, throughput {:.0}/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        ok as f64 / wall.as_secs_f64(),
-        p(0.50),
-        p(0.90),
-        p(0.99),
-        p(1.0)
+        "memory check (a random walk through 32 MiB; slower means busier neighbours): {:.0} ns a step before the run, {:.0} after",
+        memory_before,
+        memory_check()
     );
+    let (mut first, mut measured) = (lat[..warm].to_vec(), lat[warm..].to_vec());
+    first.sort();
+    measured.sort();
+    let p = |lat: &[StdDuration], q: f64| {
+        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    };
+    if warm > 0 {
+        println!(
+            "warm-up, {warm} calls in the first {warmup} s: ok {ok_warm}, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            p(&first, 0.50),
+            p(&first, 0.99),
+            p(&first, 1.0)
+        );
+    }
+    // Throughput over the measured calls' own span: from the first one's scheduled time.
+    let span = wall.saturating_sub(StdDuration::from_nanos(warm as u64 * 1_000_000_000 / rate));
+    println!(
+        "calls {} at {rate}/s: ok {ok}, throughput {:.0}/s, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        n - warm,
+        ok as f64 / span.as_secs_f64(),
+        p(&measured, 0.50),
+        p(&measured, 0.90),
+        p(&measured, 0.99),
+        p(&measured, 1.0)
+    );
+}
+
+/// Nanoseconds per step of a chase through 32 MiB of memory in random order, the median of
+/// three runs of a million steps: other tenants of a shared machine that take its caches and
+/// memory bandwidth show here as well as in the calls' latency.
+fn memory_check() -> f64 {
+    let len = 4 << 20;
+    // A single cycle through every slot (Sattolo's shuffle), so the chase never settles in
+    // a short loop that fits in cache.
+    let mut next: Vec<u32> = (0..len as u32).collect();
+    let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+    for i in (1..len).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        next.swap(i, (x % i as u64) as usize);
+    }
+    let mut times: Vec<f64> = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let mut at = 0u32;
+            for _ in 0..1_000_000 {
+                at = next[at as usize];
+            }
+            std::hint::black_box(at);
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[1]
 }
 
 /// What the disk under the store does while the calls run: 4 KiB written and
