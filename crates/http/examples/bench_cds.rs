@@ -7,8 +7,9 @@
 //! first a warm-up of `VIGIL_BENCH_WARMUP` seconds (default 1; the first connections, the
 //! server's new log and caches), reported on its own, then without a pause the SECS measured,
 //! for which it prints throughput and percentiles (and, with `VIGIL_BENCH_LATENCIES=FILE`,
-//! every call's latency in schedule order, warm-up included). Beside the store it also times a 4 KiB `fdatasync` every
-//! 20 ms during the run, since every answered call waits for a commit's sync.
+//! every call's latency in schedule order, warm-up included). Beside the store it also times
+//! a 4 KiB `fdatasync` every 20 ms during the run, since every answered call waits for a
+//! commit's sync, and before and after the run a walk through memory (see `memory_check`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -502,7 +503,7 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
         probe.report();
     }
     println!(
-        "memory check (a random walk through 32 MiB; slower means busier neighbours): {:.0} ns a step before the run, {:.0} after",
+        "memory check (a random walk through 16 MiB; slower means busier neighbours): {:.0} ns a step before the run, {:.0} after",
         memory_before,
         memory_check()
     );
@@ -534,10 +535,11 @@ async fn load(url: String, rate: u64, secs: u64, alg: &str, home: Option<PathBuf
     );
 }
 
-/// Nanoseconds per step of a chase through 32 MiB of memory in random order, the median of
+/// Nanoseconds per step of a chase through 16 MiB of memory in random order, the median of
 /// three runs of a million steps: other tenants of a shared machine that take its caches and
 /// memory bandwidth show here as well as in the calls' latency.
 fn memory_check() -> f64 {
+    const STEPS: u32 = 1_000_000;
     let len = 4 << 20;
     // A single cycle through every slot (Sattolo's shuffle), so the chase never settles in
     // a short loop that fits in cache.
@@ -553,11 +555,11 @@ fn memory_check() -> f64 {
         .map(|_| {
             let t = Instant::now();
             let mut at = 0u32;
-            for _ in 0..1_000_000 {
+            for _ in 0..STEPS {
                 at = next[at as usize];
             }
             std::hint::black_box(at);
-            t.elapsed().as_secs_f64() * 1e3
+            t.elapsed().as_secs_f64() * 1e9 / f64::from(STEPS)
         })
         .collect();
     times.sort_by(f64::total_cmp);
