@@ -167,7 +167,13 @@ mod tests {
         assert_eq!(a.apply("patient", "123"), b.apply("patient", "123"));
         assert_ne!(a.apply("patient", "123"), a.apply("encounter", "123"));
         assert_ne!(a.apply("patient", "123"), a.apply("patient", "124"));
-        assert!(!a.apply("patient", "123").contains("123"));
+        // 64 lowercase hexadecimal digits: an identifier with any other character (as FHIR
+        // ids and medical record numbers have) cannot show through.
+        let key = a.apply("patient", "Patient/example");
+        assert!(
+            key.len() == 64 && key.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')),
+            "{key}"
+        );
         let other = PseudonymKey::from_bytes(&[7; 32]);
         assert_ne!(a.apply("patient", "123"), other.apply("patient", "123"));
         #[cfg(unix)]
