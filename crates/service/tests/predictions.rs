@@ -168,6 +168,10 @@ both_backends! {
         let err = v.record_predictions(&batch).await.unwrap_err();
         assert_eq!(err.code, "prediction_exists", "{err}");
         assert_eq!(v.count_predictions(&PredictionFilter::default()).await.unwrap(), 1);
+        // The refused batch is not left open on the write connection: the next one lands.
+        let next: Vec<_> = (2..5).map(|i| record(&v, &release, i, PredictionMode::Active)).collect();
+        v.record_predictions(&next).await.unwrap();
+        assert_eq!(v.count_predictions(&PredictionFilter::default()).await.unwrap(), 4);
 
         // A score that is not a probability, or no score and no reason, is refused too.
         let mut bad = record(&v, &release, 700, PredictionMode::Active);
@@ -176,7 +180,7 @@ both_backends! {
         bad.score = None;
         bad.fallback_reason = None;
         assert!(v.record_predictions(&[bad]).await.is_err());
-        assert_eq!(v.count_predictions(&PredictionFilter::default()).await.unwrap(), 1);
+        assert_eq!(v.count_predictions(&PredictionFilter::default()).await.unwrap(), 4);
     }
 
     async fn records_cannot_be_changed_or_deleted(db) {

@@ -441,10 +441,10 @@ impl Store {
             }
             return Ok((tx, BatchOpening { fresh, clients }));
         };
-        let conn = pools.write.acquire().await?;
+        let conn = pools.write_conn().await?;
         // Open from here on: should anything below fail, the connection is closed, and the
         // transaction with it.
-        let mut tx = self.tx_with(TxInner::SqliteOwn(OwnTx { conn, open: true }));
+        let mut tx = self.tx_with(TxInner::SqliteOwn(OwnTx::new(conn, pools)));
         let now = now.filter(|_| !claims.is_empty());
         let forget = now.map_or(0, |now| tx.forget_due(now));
         let mut sql = String::from("BEGIN IMMEDIATE;\n");
@@ -485,7 +485,7 @@ impl Store {
         let TxInner::SqliteOwn(own) = &mut tx.inner else {
             return Err(Error::corrupt("a batch transaction lost its connection"));
         };
-        let rows = q.fetch_all(&mut *own.conn).await?;
+        let rows = q.fetch_all(own.conn()).await?;
         // The rows of both statements come in one list: the token ids inserted (two
         // columns), then the clients (five).
         let mut inserted: HashSet<(String, String)> = HashSet::with_capacity(claims.len());

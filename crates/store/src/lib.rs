@@ -106,10 +106,75 @@ enum Backend {
 /// than on SQLite's file lock, and the writing connection keeps its page cache from one
 /// transaction to the next (SQLite drops a connection's cache whenever another connection
 /// changed the file). Reads go through `read`.
+///
+/// A transaction this crate ends itself leaves the write connection in `idle` rather than
+/// handing it back to the pool, unless another writer is waiting for it: the pool tests every
+/// connection handed back (a round trip to the connection's thread, from a task of its own)
+/// before the next writer may have it, which a busy prediction writer would otherwise wait
+/// for before each of its batches.
 #[derive(Clone, Debug)]
 struct SqlitePools {
     read: SqlitePool,
     write: SqlitePool,
+    idle: Arc<IdleWriter>,
+}
+
+/// The write connection between two transactions, and how many writers wait for the pool's.
+#[derive(Default)]
+struct IdleWriter(std::sync::Mutex<Idle>);
+
+#[derive(Default)]
+struct Idle {
+    conn: Option<PoolConnection<Sqlite>>,
+    waiting: usize,
+}
+
+impl std::fmt::Debug for IdleWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdleWriter")
+    }
+}
+
+impl IdleWriter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Idle> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Counts a writer waiting on the pool for as long as it waits (or is cancelled).
+struct Waiting<'a>(&'a IdleWriter);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.lock().waiting -= 1;
+    }
+}
+
+impl SqlitePools {
+    /// The write connection: the one left idle by the last transaction, or the pool's.
+    async fn write_conn(&self) -> Result<PoolConnection<Sqlite>> {
+        {
+            let mut idle = self.idle.lock();
+            if let Some(conn) = idle.conn.take() {
+                return Ok(conn);
+            }
+            idle.waiting += 1;
+        }
+        let _waiting = Waiting(&self.idle);
+        Ok(self.write.acquire().await?)
+    }
+
+    /// Takes back the write connection of a transaction that ended (committed or rolled
+    /// back): kept idle for the next writer, or handed to the pool when one waits there.
+    fn park(&self, conn: PoolConnection<Sqlite>) {
+        let mut idle = self.idle.lock();
+        if idle.waiting == 0 && idle.conn.is_none() && !self.write.is_closed() {
+            idle.conn = Some(conn);
+            return;
+        }
+        drop(idle);
+        drop(conn);
+    }
 }
 
 /// A connection to the store.
@@ -296,7 +361,11 @@ impl Store {
         // The read pool created the file (and switched it to WAL) already.
         let write = pool(1).connect_with(opts.create_if_missing(false)).await?;
         Ok(Store {
-            backend: Backend::Sqlite(SqlitePools { read, write }),
+            backend: Backend::Sqlite(SqlitePools {
+                read,
+                write,
+                idle: Arc::default(),
+            }),
             jti_swept: Arc::default(),
         })
     }
@@ -318,7 +387,7 @@ impl Store {
     /// A connection for one write outside a transaction: on SQLite, the write connection.
     async fn acquire_write(&self) -> Result<Pooled> {
         Ok(match &self.backend {
-            Backend::Sqlite(p) => Pooled::Sqlite(p.write.acquire().await?),
+            Backend::Sqlite(p) => Pooled::Sqlite(p.write_conn().await?),
             Backend::Postgres(p) => Pooled::Postgres(p.acquire().await?),
         })
     }
@@ -326,7 +395,9 @@ impl Store {
     /// Starts a write transaction holding the store's write lock.
     pub async fn begin(&self) -> Result<Tx> {
         let inner = match &self.backend {
-            Backend::Sqlite(p) => TxInner::Sqlite(p.write.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite(p) => TxInner::Sqlite(
+                Transaction::begin(p.write_conn().await?, Some("BEGIN IMMEDIATE".into())).await?,
+            ),
             Backend::Postgres(p) => {
                 let mut tx = p.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -379,10 +450,12 @@ impl Store {
     pub async fn checkpoint_restart(&self) -> Result<bool> {
         match &self.backend {
             Backend::Sqlite(p) => {
+                let mut conn = p.write_conn().await?;
                 let (busy, _log, _copied): (i64, i64, i64) =
                     sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
-                        .fetch_one(&p.write)
+                        .fetch_one(&mut *conn)
                         .await?;
+                p.park(conn);
                 Ok(busy == 0)
             }
             Backend::Postgres(_) => Ok(true),
@@ -393,6 +466,9 @@ impl Store {
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(p) => {
+                // An idle write connection goes back to the pool, which then closes it.
+                let idle = p.idle.lock().conn.take();
+                drop(idle);
                 p.write.close().await;
                 p.read.close().await;
             }
@@ -413,14 +489,43 @@ enum TxInner {
 /// the transaction is open (an error, a cancelled future), the connection is closed rather
 /// than returned to the pool, and SQLite rolls the transaction back as it closes.
 pub(crate) struct OwnTx {
-    conn: PoolConnection<Sqlite>,
+    conn: Option<PoolConnection<Sqlite>>,
     open: bool,
+    pools: SqlitePools,
+}
+
+impl OwnTx {
+    /// A transaction about to be begun on `conn` (open from here on: dropped before
+    /// [`OwnTx::ended`], the connection is closed, and the transaction with it).
+    pub(crate) fn new(conn: PoolConnection<Sqlite>, pools: &SqlitePools) -> OwnTx {
+        OwnTx {
+            conn: Some(conn),
+            open: true,
+            pools: pools.clone(),
+        }
+    }
+
+    pub(crate) fn conn(&mut self) -> &mut SqliteConnection {
+        self.conn
+            .as_mut()
+            .expect("a transaction keeps its connection until it ends")
+    }
+
+    /// The transaction was committed or rolled back: its connection waits for the next writer.
+    pub(crate) fn ended(mut self) {
+        self.open = false;
+        if let Some(conn) = self.conn.take() {
+            self.pools.park(conn);
+        }
+    }
 }
 
 impl Drop for OwnTx {
     fn drop(&mut self) {
-        if self.open {
-            self.conn.close_on_drop();
+        if self.open
+            && let Some(conn) = &mut self.conn
+        {
+            conn.close_on_drop();
         }
     }
 }
@@ -441,7 +546,7 @@ impl Tx {
     fn as_conn(&mut self) -> Conn<'_> {
         match &mut self.inner {
             TxInner::Sqlite(t) => Conn::Sqlite(&mut *t),
-            TxInner::SqliteOwn(t) => Conn::Sqlite(&mut t.conn),
+            TxInner::SqliteOwn(t) => Conn::Sqlite(t.conn()),
             TxInner::Postgres(t) => Conn::Postgres(&mut *t),
         }
     }
@@ -451,8 +556,8 @@ impl Tx {
         match self.inner {
             TxInner::Sqlite(t) => t.commit().await?,
             TxInner::SqliteOwn(mut t) => {
-                sqlx::query("COMMIT").execute(&mut *t.conn).await?;
-                t.open = false;
+                sqlx::query("COMMIT").execute(t.conn()).await?;
+                t.ended();
             }
             TxInner::Postgres(t) => t.commit().await?,
         }
@@ -463,8 +568,8 @@ impl Tx {
         match self.inner {
             TxInner::Sqlite(t) => t.rollback().await?,
             TxInner::SqliteOwn(mut t) => {
-                sqlx::query("ROLLBACK").execute(&mut *t.conn).await?;
-                t.open = false;
+                sqlx::query("ROLLBACK").execute(t.conn()).await?;
+                t.ended();
             }
             TxInner::Postgres(t) => t.rollback().await?,
         }

@@ -6,7 +6,9 @@ use vigil_domain::prediction::{FeatureRecord, PredictionFilter, PredictionMode, 
 use vigil_domain::{ReleaseId, Timestamp};
 
 use crate::cds::{CARDS_PER_STATEMENT, bind_cards, cards_sql, created_texts};
-use crate::{Backend, BackendKind, Conn, Error, Result, Store, Tx, TxInner, on_conn, values_list};
+use crate::{
+    Backend, BackendKind, Conn, Error, OwnTx, Result, Store, Tx, TxInner, on_conn, values_list,
+};
 
 /// Rows per INSERT statement: 14 parameters each stays far below both backends' limits.
 const ROWS_PER_STATEMENT: usize = 500;
@@ -74,6 +76,16 @@ macro_rules! bind_records {
     }};
 }
 
+/// Appends the SQLite INSERT statements for `encoded`, each ended by `;` and a newline.
+fn push_inserts(sql: &mut String, encoded: &[Encoded<'_>]) {
+    for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
+        sql.push_str(&format!(
+            "{INSERT_HEAD}VALUES {};\n",
+            values_list(BackendKind::Sqlite, chunk.len(), 14)
+        ));
+    }
+}
+
 async fn insert_rows(c: Conn<'_>, chunk: &[Encoded<'_>]) -> Result<()> {
     let sql = format!(
         "{INSERT_HEAD}VALUES {}",
@@ -97,11 +109,18 @@ impl Store {
         let encoded = encode(records)?;
         match &self.backend {
             Backend::Sqlite(p) => {
-                let mut tx = p.write.begin_with("BEGIN IMMEDIATE").await?;
-                for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
-                    insert_rows(Conn::Sqlite(&mut tx), chunk).await?;
-                }
-                tx.commit().await?;
+                // The `BEGIN IMMEDIATE`, the records and the `COMMIT` go to the database as
+                // one exchange; should any of it fail, dropping the transaction open closes
+                // the connection, which rolls it back.
+                let mut own = OwnTx::new(p.write_conn().await?, p);
+                let mut sql = String::from("BEGIN IMMEDIATE;\n");
+                push_inserts(&mut sql, &encoded);
+                sql.push_str("COMMIT");
+                let texts = record_texts(&encoded);
+                bind_records!(sqlx::query(&sql), encoded, &texts)
+                    .execute(own.conn())
+                    .await?;
+                own.ended();
             }
             Backend::Postgres(p) => {
                 let mut tx = p.begin().await?;
@@ -144,12 +163,7 @@ impl Tx {
                 sql.push_str(&cards_sql(BackendKind::Sqlite, chunk.len()));
                 sql.push_str(";\n");
             }
-            for chunk in encoded.chunks(ROWS_PER_STATEMENT) {
-                sql.push_str(&format!(
-                    "{INSERT_HEAD}VALUES {};\n",
-                    values_list(BackendKind::Sqlite, chunk.len(), 14)
-                ));
-            }
+            push_inserts(&mut sql, &encoded);
             sql.push_str("COMMIT");
             let created = created_texts(&cards);
             let texts = record_texts(&encoded);
@@ -157,8 +171,10 @@ impl Tx {
             let q = bind_records!(q, encoded, &texts);
             // A failed statement leaves the transaction open: dropping it then closes the
             // connection, which rolls the transaction back.
-            q.execute(&mut *own.conn).await?;
-            own.open = false;
+            q.execute(own.conn()).await?;
+            if let TxInner::SqliteOwn(own) = self.inner {
+                own.ended();
+            }
             return Ok(());
         }
         self.insert_predictions(records).await?;

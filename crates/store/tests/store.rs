@@ -314,6 +314,67 @@ both_backends! {
         }
     }
 
+    async fn writers_of_one_store_take_turns_and_none_waits_forever(db) {
+        // Batch transactions hand the write connection straight to the next writer when
+        // they end; a writer waiting for it must still get its turn (first among batch
+        // writers alone, then beside writers of every other kind, a restarting checkpoint and
+        // batches dropped open), and closing the store must still end.
+        let store = db.store().await;
+        let t = Timestamp::from_unix_seconds;
+        let batches = |phase: i64, drop_every: i64| {
+            (0..3i64)
+                .map(|w| {
+                    let s = store.clone();
+                    tokio::spawn(async move {
+                        for i in 0..40 {
+                            let jti = format!("{phase}-{w}-{i}");
+                            let claim = JtiClaim { iss: "ehr".into(), jti, expires_at: t(1000) };
+                            let (tx, opened) = s.begin_batch(&[claim], Some(t(10)), &[]).await.unwrap();
+                            assert_eq!(opened.fresh, [true]);
+                            if drop_every > 0 && i % drop_every == drop_every - 1 {
+                                drop(tx);
+                            } else {
+                                tx.commit_with_predictions(&[]).await.unwrap();
+                            }
+                        }
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let finish = |tasks: Vec<tokio::task::JoinHandle<()>>| async move {
+            let all = async {
+                for task in tasks {
+                    task.await.unwrap();
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(20), all)
+                .await
+                .expect("every writer had its turn");
+        };
+        finish(batches(1, 0)).await;
+        let mut tasks = batches(2, 10);
+        for w in 0..2i64 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    let mut tx = s.begin().await.unwrap();
+                    tx.append_audit(t(i), &ev(w * 100 + i)).await.unwrap();
+                    tx.commit().await.unwrap();
+                    if i % 5 == 0 {
+                        s.checkpoint_restart().await.unwrap();
+                    }
+                }
+            }));
+        }
+        finish(tasks).await;
+        assert_eq!(verify(&all_events(&store).await), Ok(50));
+        let ids = count(&db, "SELECT count(*) FROM cds_seen_jti").await;
+        assert_eq!(ids, 3 * 40 + 3 * 36, "the batches dropped open left nothing");
+        tokio::time::timeout(std::time::Duration::from_secs(20), store.close())
+            .await
+            .expect("the store closes with its write connection idle");
+    }
+
     async fn a_checkpoint_copies_the_log_into_the_database(db) {
         let store = db.store().await;
         let mut tx = store.begin().await.unwrap();

@@ -165,6 +165,20 @@ async fn commit_batch(
     records: &mut Vec<PredictionRecord>,
     replies: &mut Vec<Option<Box<dyn Any + Send>>>,
 ) -> Result<()> {
+    if items.iter().all(|i| matches!(i, Item::Record(_))) {
+        // Records alone: one exchange with the store (see `Store::insert_predictions`).
+        for item in items {
+            if let Item::Record(r) = item {
+                records.push(r);
+                replies.push(None);
+            }
+        }
+        return vigil
+            .store()
+            .insert_predictions(records)
+            .await
+            .map_err(recorded);
+    }
     let mut claims = Vec::new();
     let mut latest: Option<Timestamp> = None;
     let mut named: Vec<String> = Vec::new();
@@ -209,17 +223,19 @@ async fn commit_batch(
             }
         }
     }
-    tx.commit_with_predictions(records).await.map_err(|e| {
-        if e.is_conflict() {
-            Error::conflict(
-                "prediction_exists",
-                "a prediction with this request id is recorded already",
-            )
-        } else {
-            e.into()
-        }
-    })?;
-    Ok(())
+    tx.commit_with_predictions(records).await.map_err(recorded)
+}
+
+/// The error of a failed write of prediction records.
+fn recorded(e: vigil_store::Error) -> Error {
+    if e.is_conflict() {
+        Error::conflict(
+            "prediction_exists",
+            "a prediction with this request id is recorded already",
+        )
+    } else {
+        e.into()
+    }
 }
 
 /// Runs one piece of work and its records in a transaction of its own (no group commit);
