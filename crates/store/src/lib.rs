@@ -127,6 +127,9 @@ struct IdleWriter(std::sync::Mutex<Idle>);
 struct Idle {
     conn: Option<PoolConnection<Sqlite>>,
     waiting: usize,
+    /// Set by [`Store::close`]: from then on every connection goes back to the pool, which
+    /// waits for all of them as it closes.
+    closing: bool,
 }
 
 impl std::fmt::Debug for IdleWriter {
@@ -168,7 +171,7 @@ impl SqlitePools {
     /// back): kept idle for the next writer, or handed to the pool when one waits there.
     fn park(&self, conn: PoolConnection<Sqlite>) {
         let mut idle = self.idle.lock();
-        if idle.waiting == 0 && idle.conn.is_none() && !self.write.is_closed() {
+        if idle.waiting == 0 && idle.conn.is_none() && !idle.closing {
             idle.conn = Some(conn);
             return;
         }
@@ -466,8 +469,13 @@ impl Store {
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(p) => {
-                // An idle write connection goes back to the pool, which then closes it.
-                let idle = p.idle.lock().conn.take();
+                // An idle write connection goes back to the pool, which then closes it, and so
+                // does every one that a transaction ending meanwhile would have left idle.
+                let idle = {
+                    let mut idle = p.idle.lock();
+                    idle.closing = true;
+                    idle.conn.take()
+                };
                 drop(idle);
                 p.write.close().await;
                 p.read.close().await;
