@@ -133,16 +133,10 @@ impl Vigil {
 
     /// Writes records in one transaction; durable when this returns.
     pub async fn record_predictions(&self, records: &[PredictionRecord]) -> Result<()> {
-        self.store.insert_predictions(records).await.map_err(|e| {
-            if e.is_conflict() {
-                Error::conflict(
-                    "prediction_exists",
-                    "a prediction with this request id is recorded already",
-                )
-            } else {
-                e.into()
-            }
-        })
+        self.store
+            .insert_predictions(records)
+            .await
+            .map_err(write_error)
     }
 
     pub async fn list_predictions(&self, f: &PredictionFilter) -> Result<Vec<PredictionRecord>> {
@@ -151,6 +145,18 @@ impl Vigil {
 
     pub async fn count_predictions(&self, f: &PredictionFilter) -> Result<i64> {
         Ok(self.store.count_predictions(f).await?)
+    }
+}
+
+/// The error of a failed write of prediction records: a repeated request id is a conflict.
+pub(crate) fn write_error(e: vigil_store::Error) -> Error {
+    if e.is_conflict() {
+        Error::conflict(
+            "prediction_exists",
+            "a prediction with this request id is recorded already",
+        )
+    } else {
+        e.into()
     }
 }
 

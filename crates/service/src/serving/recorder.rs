@@ -18,6 +18,7 @@ use vigil_store::{CdsClientRecord, JtiClaim, Tx};
 
 use super::metrics::Metrics;
 use crate::governance::BoxFuture;
+use crate::predictions::write_error;
 use crate::{Error, ErrorKind, Result, Vigil};
 
 /// The outcome of a write, shared by every record of the batch.
@@ -177,7 +178,7 @@ async fn commit_batch(
             .store()
             .insert_predictions(records)
             .await
-            .map_err(recorded);
+            .map_err(write_error);
     }
     let mut claims = Vec::new();
     let mut latest: Option<Timestamp> = None;
@@ -223,19 +224,9 @@ async fn commit_batch(
             }
         }
     }
-    tx.commit_with_predictions(records).await.map_err(recorded)
-}
-
-/// The error of a failed write of prediction records.
-fn recorded(e: vigil_store::Error) -> Error {
-    if e.is_conflict() {
-        Error::conflict(
-            "prediction_exists",
-            "a prediction with this request id is recorded already",
-        )
-    } else {
-        e.into()
-    }
+    tx.commit_with_predictions(records)
+        .await
+        .map_err(write_error)
 }
 
 /// Runs one piece of work and its records in a transaction of its own (no group commit);
